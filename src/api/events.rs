@@ -1,0 +1,79 @@
+//! `GET /v1/events`: the audit trail, for finance and admins.
+
+use actix_web::{HttpResponse, web};
+use serde::{Deserialize, Serialize};
+
+use super::problems::parse_query_id;
+use super::types::{ListJson, page_request};
+use crate::app::AppState;
+use crate::db::events::{self, EventFilter, EventRow};
+use crate::db::rfc3339;
+use crate::domain::access::Caller;
+use crate::error::ApiError;
+
+/// Longest event kind accepted as a filter.
+const KIND_LENGTH_MAX: usize = 64;
+
+/// An event as JSON.
+#[derive(Debug, Serialize)]
+pub struct EventJson {
+    id: String,
+    occurred_at: String,
+    actor_id: Option<String>,
+    kind: String,
+    subject_type: String,
+    subject_id: String,
+    team_id: Option<String>,
+    problem_id: Option<String>,
+    data: serde_json::Value,
+}
+
+impl EventJson {
+    fn from_row(row: EventRow) -> Result<Self, ApiError> {
+        Ok(Self {
+            data: serde_json::from_str(&row.data).map_err(|error| ApiError::Internal(error.to_string()))?,
+            id: row.id,
+            occurred_at: rfc3339(row.occurred_at),
+            actor_id: row.actor_id,
+            kind: row.kind,
+            subject_type: row.subject_type,
+            subject_id: row.subject_id,
+            team_id: row.team_id,
+            problem_id: row.problem_id,
+        })
+    }
+}
+
+/// `GET /v1/events` query.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    limit: Option<i64>,
+    after: Option<String>,
+    kind: Option<String>,
+    problem_id: Option<String>,
+    subject_id: Option<String>,
+}
+
+/// `GET /v1/events`, oldest first.
+pub async fn list(
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    if !caller.reads_everything() {
+        return Err(ApiError::Forbidden("the audit trail is for finance and admins".to_owned()));
+    }
+    let query = query.into_inner();
+    let page = page_request(query.limit, query.after.as_deref())?;
+    if query.kind.as_ref().is_some_and(|kind| kind.len() > KIND_LENGTH_MAX) {
+        return Err(ApiError::InvalidQuery(format!("kind must be at most {KIND_LENGTH_MAX} characters")));
+    }
+    let filter = EventFilter {
+        kind: query.kind,
+        problem_id: query.problem_id.as_deref().map(|id| parse_query_id(id, "problem_id")).transpose()?,
+        subject_id: query.subject_id.as_deref().map(|id| parse_query_id(id, "subject_id")).transpose()?,
+    };
+    let rows = state.db.read(move |connection| events::list(connection, &filter, &page)).await?;
+    Ok(HttpResponse::Ok().json(ListJson::from_page(rows, EventJson::from_row)?))
+}

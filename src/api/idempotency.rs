@@ -1,0 +1,118 @@
+//! `Idempotency-Key` for retried POSTs (draft-ietf-httpapi-idempotency-key-header):
+//! the same key and body replay the first response; the same key with
+//! another body is 422; a retry while the first is in flight is 409. Keys
+//! are scoped to the caller and kept [`IDEMPOTENCY_KEY_TTL`].
+//!
+//! A request that fails (any error) releases its key, so a retry runs again;
+//! only successful responses are replayed. The stored response is written in
+//! the same transaction as the work.
+//!
+//! [`IDEMPOTENCY_KEY_TTL`]: crate::db::idempotency::IDEMPOTENCY_KEY_TTL
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::app::AppState;
+use crate::db::idempotency::{self, Claim};
+use crate::db::{DbConnection, now};
+use crate::error::ApiError;
+
+/// Header carrying the key.
+pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
+/// Header set on a replayed response.
+pub const IDEMPOTENT_REPLAYED_HEADER: &str = "idempotent-replayed";
+/// Longest key accepted, in characters.
+pub const IDEMPOTENCY_KEY_LENGTH_MAX: usize = 255;
+
+/// Reads the key, if sent. The draft sends it as a structured-field string
+/// (`"abc"`); a bare token (`abc`) is accepted too, as most clients send it.
+pub fn idempotency_key(request: &HttpRequest) -> Result<Option<String>, ApiError> {
+    let Some(value) = request.headers().get(IDEMPOTENCY_KEY_HEADER) else {
+        return Ok(None);
+    };
+    let refuse = || {
+        ApiError::field(
+            "Idempotency-Key",
+            "invalid_idempotency_key",
+            format!("Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_LENGTH_MAX} visible ASCII characters"),
+        )
+    };
+    let text = value.to_str().map_err(|_| refuse())?.trim();
+    let key = text.strip_prefix('"').and_then(|rest| rest.strip_suffix('"')).unwrap_or(text);
+    if key.is_empty() || key.len() > IDEMPOTENCY_KEY_LENGTH_MAX || !key.bytes().all(|byte| byte.is_ascii_graphic()) {
+        return Err(refuse());
+    }
+    Ok(Some(key.to_owned()))
+}
+
+/// A digest of what makes two requests "the same": the route and the parsed
+/// body re-serialised, so whitespace and key order do not matter.
+pub fn fingerprint(route: &str, body: &impl Serialize) -> Result<String, ApiError> {
+    let body = serde_json::to_value(body).map_err(|error| ApiError::Internal(error.to_string()))?;
+    let mut hasher = Sha256::new();
+    hasher.update(route.as_bytes());
+    hasher.update([0]);
+    hasher.update(body.to_string().as_bytes());
+    Ok(hasher.finalize().iter().map(|byte| format!("{byte:02x}")).collect())
+}
+
+/// What a handler hands over to be run at most once per key.
+pub struct Idempotent {
+    /// The caller's person id: keys are scoped to it.
+    pub caller_id: String,
+    /// The key, if the client sent one.
+    pub key: Option<String>,
+    /// See [`fingerprint`].
+    pub fingerprint: String,
+    /// Status of a successful response.
+    pub status: StatusCode,
+}
+
+/// Runs `work` in one write transaction, honouring the idempotency key.
+pub async fn respond<T, F>(state: &AppState, request: Idempotent, work: F) -> Result<HttpResponse, ApiError>
+where
+    T: Serialize + Send + 'static,
+    F: FnOnce(&mut DbConnection) -> Result<T, ApiError> + Send + 'static,
+{
+    let Some(key) = request.key.clone() else {
+        let value = state.db.write(work).await?;
+        return Ok(HttpResponse::build(request.status).json(value));
+    };
+    let (caller_id, fingerprint) = (request.caller_id.clone(), request.fingerprint.clone());
+    let claim_key = key.clone();
+    let claim = state
+        .db
+        .write(move |connection| idempotency::claim(connection, &caller_id, &claim_key, &fingerprint, now()))
+        .await?;
+    if let Claim::Replay { status, body } = claim {
+        let status = StatusCode::from_u16(status).map_err(|error| ApiError::Internal(error.to_string()))?;
+        return Ok(HttpResponse::build(status)
+            .insert_header((IDEMPOTENT_REPLAYED_HEADER, "true"))
+            .content_type("application/json")
+            .body(body));
+    }
+    let (caller_id, status) = (request.caller_id.clone(), request.status);
+    let work_key = key.clone();
+    let outcome = state
+        .db
+        .write(move |connection| {
+            let value = work(connection)?;
+            let body = serde_json::to_string(&value).map_err(|error| ApiError::Internal(error.to_string()))?;
+            idempotency::complete(connection, &caller_id, &work_key, status.as_u16(), &body)?;
+            Ok(body)
+        })
+        .await;
+    match outcome {
+        Ok(body) => Ok(HttpResponse::build(status).content_type("application/json").body(body)),
+        Err(error) => {
+            let caller_id = request.caller_id;
+            let released = state.db.write(move |connection| idempotency::release(connection, &caller_id, &key)).await;
+            if let Err(release_error) = released {
+                tracing::warn!(%release_error, "could not release an idempotency key; it expires on its own");
+            }
+            Err(error)
+        }
+    }
+}

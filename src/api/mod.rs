@@ -1,0 +1,68 @@
+//! The HTTP API: thin handlers and their request/response types, one file
+//! per resource. `routes()` below is the whole URL map in one place.
+
+pub mod events;
+pub mod health;
+pub mod idempotency;
+pub mod me;
+pub mod people;
+pub mod policies;
+pub mod problems;
+pub mod reviews;
+pub mod spends;
+pub mod teams;
+pub mod types;
+
+use actix_web::web;
+
+use crate::error::ApiError;
+
+/// Declares the URL map once: `routes()` registers it and `ROUTES` lists it,
+/// so a test can prove `openapi.yaml` names exactly these routes.
+macro_rules! url_map {
+    ($($path:literal => { $($method:ident: $handler:path),+ $(,)? })*) => {
+        /// Every `(method, path)` the server answers, as `openapi.yaml` spells them.
+        pub const ROUTES: &[(&str, &str)] = &[$($((stringify!($method), $path)),+),*];
+
+        /// The whole URL map.
+        pub fn routes(config: &mut web::ServiceConfig) {
+            $(config.service(resource($path)$(.route(web::$method().to($handler)))+);)*
+        }
+    };
+}
+
+url_map! {
+    "/healthz" => { get: health::healthz }
+    "/readyz" => { get: health::readyz }
+    "/openapi.yaml" => { get: health::openapi }
+    "/v1/me" => { get: me::show }
+    "/v1/teams" => { post: teams::create, get: teams::list }
+    "/v1/teams/{id}" => { get: teams::show, patch: teams::update }
+    "/v1/teams/{id}/policy" => { get: policies::show_effective, put: policies::put }
+    "/v1/teams/{id}/policy/versions" => { get: policies::versions }
+    "/v1/people" => { post: people::create, get: people::list }
+    "/v1/people/{id}" => { get: people::show, patch: people::update }
+    "/v1/problems" => { post: problems::create, get: problems::list }
+    "/v1/problems/{id}" => { get: problems::show, patch: problems::update }
+    "/v1/problems/{id}/close" => { post: problems::close }
+    "/v1/problems/{id}/spends" => { post: spends::create }
+    "/v1/spends" => { get: spends::list }
+    "/v1/spends/{id}" => { get: spends::show }
+    "/v1/spends/{id}/review" => { post: reviews::decide }
+    "/v1/reviews" => { get: reviews::queue }
+    "/v1/events" => { get: events::list }
+}
+
+/// A resource whose unknown methods answer 405 problem+json.
+fn resource(path: &str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(method_not_allowed))
+}
+
+async fn method_not_allowed() -> Result<actix_web::HttpResponse, ApiError> {
+    Err(ApiError::MethodNotAllowed)
+}
+
+/// Answers every path no route matches.
+pub async fn route_not_found() -> Result<actix_web::HttpResponse, ApiError> {
+    Err(ApiError::RouteNotFound)
+}

@@ -1,0 +1,383 @@
+//! Problems: a unit of work with one owner, a written definition of
+//! success, and a budget pinned from the team's policy when it is opened.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::{Deserialize, Serialize};
+
+use super::idempotency::{self, Idempotent};
+use super::types::{
+    Checks, ListJson, MoneyInput, MoneyJson, TEXT_LENGTH_MAX, TITLE_LENGTH_MAX, page_request, parse_id, stored_money,
+};
+use crate::app::AppState;
+use crate::db::events::{self, Subject};
+use crate::db::problems::{self, ProblemFilter, ProblemRow, Visibility};
+use crate::db::{DbConnection, new_id, now, people, policies, rfc3339, teams};
+use crate::domain::access::{Caller, ProblemRef, Role};
+use crate::domain::currency::Currency;
+use crate::domain::limit::Totals;
+use crate::domain::money::Money;
+use crate::error::ApiError;
+
+/// Where a problem's limit came from.
+#[derive(Debug, Serialize)]
+pub struct PolicyRefJson {
+    team_id: String,
+    version: i32,
+}
+
+/// A problem as JSON.
+#[derive(Debug, Serialize)]
+pub struct ProblemJson {
+    id: String,
+    team_id: String,
+    owner_id: String,
+    title: String,
+    success_criteria: String,
+    status: String,
+    limit: MoneyJson,
+    approved: MoneyJson,
+    pending_review: MoneyJson,
+    remaining: MoneyJson,
+    policy: Option<PolicyRefJson>,
+    opened_by: String,
+    opened_at: String,
+    closed_at: Option<String>,
+    updated_at: String,
+}
+
+impl ProblemJson {
+    /// Converts a stored problem.
+    pub fn from_row(row: ProblemRow) -> Result<Self, ApiError> {
+        let totals = totals(&row);
+        Ok(Self {
+            limit: stored_money(totals.limit_minor, &row.currency)?,
+            approved: stored_money(totals.approved_minor, &row.currency)?,
+            pending_review: stored_money(totals.pending_review_minor, &row.currency)?,
+            remaining: stored_money(totals.remaining_minor(), &row.currency)?,
+            policy: row
+                .policy_team_id
+                .zip(row.policy_version)
+                .map(|(team_id, version)| PolicyRefJson { team_id, version }),
+            id: row.id,
+            team_id: row.team_id,
+            owner_id: row.owner_id,
+            title: row.title,
+            success_criteria: row.success_criteria,
+            status: row.status,
+            opened_by: row.opened_by,
+            opened_at: rfc3339(row.opened_at),
+            closed_at: row.closed_at.map(rfc3339),
+            updated_at: rfc3339(row.updated_at),
+        })
+    }
+}
+
+/// The running totals of a stored problem.
+#[must_use]
+pub fn totals(row: &ProblemRow) -> Totals {
+    Totals {
+        limit_minor: row.limit_minor,
+        approved_minor: row.approved_minor,
+        pending_review_minor: row.pending_review_minor,
+    }
+}
+
+/// The access-rule view of a stored problem.
+#[must_use]
+pub fn problem_ref(row: &ProblemRow) -> ProblemRef<'_> {
+    ProblemRef { team_id: &row.team_id, owner_id: &row.owner_id }
+}
+
+/// Loads a problem the caller may see; anything else is 404.
+pub fn find_visible(connection: &mut DbConnection, caller: &Caller, id: &str) -> Result<ProblemRow, ApiError> {
+    problems::find(connection, id)?
+        .filter(|problem| caller.may_read_problem(problem_ref(problem)))
+        .ok_or(ApiError::NotFound("problem"))
+}
+
+/// `POST /v1/problems` body.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateProblem {
+    #[serde(default)]
+    team_id: Option<String>,
+    #[serde(default)]
+    owner_id: Option<String>,
+    title: String,
+    success_criteria: String,
+    /// An explicit budget instead of the policy's; managers only.
+    #[serde(default)]
+    limit: Option<MoneyInput>,
+}
+
+/// `PATCH /v1/problems/{id}` body: only the fields sent change.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateProblem {
+    #[serde(default)]
+    title: Option<String>,
+    #[serde(default)]
+    success_criteria: Option<String>,
+    #[serde(default)]
+    limit: Option<MoneyInput>,
+}
+
+/// `GET /v1/problems` query.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    limit: Option<i64>,
+    after: Option<String>,
+    team_id: Option<String>,
+    owner_id: Option<String>,
+    status: Option<String>,
+}
+
+/// A checked `POST /v1/problems` body.
+struct NewProblem {
+    team_id: Option<String>,
+    owner_id: Option<String>,
+    title: String,
+    success_criteria: String,
+    limit: Option<Money>,
+}
+
+/// `POST /v1/problems`.
+pub async fn create(
+    state: web::Data<AppState>,
+    caller: Caller,
+    request: HttpRequest,
+    body: web::Json<CreateProblem>,
+) -> Result<HttpResponse, ApiError> {
+    let key = idempotency::idempotency_key(&request)?;
+    let fingerprint = idempotency::fingerprint("POST /v1/problems", &*body)?;
+    let body = body.into_inner();
+    let mut checks = Checks::default();
+    let new = NewProblem {
+        title: checks.text("title", &body.title, TITLE_LENGTH_MAX),
+        success_criteria: checks.text("success_criteria", &body.success_criteria, TEXT_LENGTH_MAX),
+        limit: body.limit.as_ref().and_then(|limit| checks.money("limit", limit)),
+        team_id: body.team_id.as_deref().map(|id| parse_id(id, "team").unwrap_or_else(|_| id.to_owned())),
+        owner_id: body.owner_id.as_deref().map(|id| parse_id(id, "person").unwrap_or_else(|_| id.to_owned())),
+    };
+    checks.finish()?;
+    let request = Idempotent { caller_id: caller.person_id.clone(), key, fingerprint, status: StatusCode::CREATED };
+    idempotency::respond(&state, request, move |connection| open(connection, &caller, new)).await
+}
+
+/// Opens a problem: who owns it, in which team, and the limit pinned from
+/// the policy in force (or set explicitly by a manager).
+fn open(connection: &mut DbConnection, caller: &Caller, new: NewProblem) -> Result<ProblemJson, ApiError> {
+    let owner_id = new.owner_id.unwrap_or_else(|| caller.person_id.clone());
+    let owner = people::find(connection, &owner_id)?
+        .filter(|owner| owner.id == caller.person_id || caller.reads_everything() || owner.team_id.as_deref().is_some_and(|team| caller.manages_team(team)))
+        .ok_or_else(|| ApiError::field("owner_id", "invalid_owner", "no person you can open problems for has this id"))?;
+    if !matches!(owner.role.parse(), Ok(Role::Member | Role::Manager)) {
+        return Err(ApiError::field("owner_id", "invalid_owner", "a problem's owner must be a member or a manager"));
+    }
+    let team_id = new
+        .team_id
+        .or_else(|| owner.team_id.clone())
+        .ok_or_else(|| ApiError::field("team_id", "required", "the owner belongs to no team: give team_id"))?;
+    if teams::find(connection, &team_id)?.is_none() {
+        return Err(ApiError::field("team_id", "invalid_team", "no team has this id"));
+    }
+    if !caller.may_open_problem(&team_id, &owner.id, owner.team_id.as_deref()) {
+        return Err(ApiError::Forbidden(
+            "members open problems for themselves in their own team; managers in the teams they manage".to_owned(),
+        ));
+    }
+    let chain = teams::chain_upwards(connection, &team_id)?;
+    let policy = policies::effective(connection, &chain)?;
+    let (limit, pinned_from) = match (new.limit, &policy) {
+        (Some(limit), _) if !caller.manages_team(&team_id) => {
+            return Err(ApiError::Forbidden(format!("only a manager of the team can set a problem's limit (asked {limit})")));
+        }
+        (Some(limit), Some(policy)) => {
+            let currency = stored_currency(&policy.currency)?;
+            (limit.require_currency(currency).map_err(|error| ApiError::money("limit", &error))?, None)
+        }
+        (Some(limit), None) => (limit, None),
+        (None, Some(policy)) => {
+            let limit = Money::from_minor(policy.per_problem_limit_minor, stored_currency(&policy.currency)?);
+            (limit, Some((policy.team_id.clone(), policy.version)))
+        }
+        (None, None) => return Err(ApiError::NoPolicy),
+    };
+    let at = now();
+    let (policy_team_id, policy_version) = pinned_from.unzip();
+    let problem = ProblemRow {
+        id: new_id(),
+        team_id,
+        owner_id: owner.id,
+        title: new.title,
+        success_criteria: new.success_criteria,
+        status: "open".to_owned(),
+        currency: limit.currency().code().to_owned(),
+        limit_minor: limit.minor(),
+        approved_minor: 0,
+        pending_review_minor: 0,
+        policy_team_id,
+        policy_version,
+        opened_by: caller.person_id.clone(),
+        opened_at: at,
+        closed_at: None,
+        updated_at: at,
+    };
+    problems::insert(connection, &problem)?;
+    record(connection, caller, "problem.opened", &problem)
+}
+
+/// Writes the problem's event and returns its JSON.
+fn record(connection: &mut DbConnection, caller: &Caller, kind: &str, problem: &ProblemRow) -> Result<ProblemJson, ApiError> {
+    let json = ProblemJson::from_row(problem.clone())?;
+    let subject = Subject {
+        subject_type: "problem",
+        subject_id: &problem.id,
+        team_id: Some(&problem.team_id),
+        problem_id: Some(&problem.id),
+    };
+    events::record(connection, Some(&caller.person_id), kind, subject, &json)?;
+    Ok(json)
+}
+
+/// A currency read back from the database.
+pub fn stored_currency(code: &str) -> Result<Currency, ApiError> {
+    Currency::from_code(code).ok_or_else(|| ApiError::Internal(format!("stored currency {code:?} is unknown")))
+}
+
+/// `GET /v1/problems`.
+pub async fn list(
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let query = query.into_inner();
+    let page = page_request(query.limit, query.after.as_deref())?;
+    if let Some(status) = &query.status {
+        if !matches!(status.as_str(), "open" | "closed") {
+            return Err(ApiError::InvalidQuery("status must be open or closed".to_owned()));
+        }
+    }
+    let filter = ProblemFilter {
+        team_id: query.team_id.as_deref().map(|id| parse_query_id(id, "team_id")).transpose()?,
+        owner_id: query.owner_id.as_deref().map(|id| parse_query_id(id, "owner_id")).transpose()?,
+        status: query.status,
+    };
+    let visibility = visibility(&caller);
+    let rows = state.db.read(move |connection| problems::list(connection, &visibility, &filter, &page)).await?;
+    Ok(HttpResponse::Ok().json(ListJson::from_page(rows, ProblemJson::from_row)?))
+}
+
+/// Reads an id from a query parameter.
+pub fn parse_query_id(text: &str, name: &str) -> Result<String, ApiError> {
+    parse_id(text, "id").map_err(|_| ApiError::InvalidQuery(format!("{name} must be a UUID")))
+}
+
+/// Which problems (and so spends) the caller may list.
+#[must_use]
+pub fn visibility(caller: &Caller) -> Visibility {
+    if caller.reads_everything() {
+        Visibility::All
+    } else {
+        Visibility::OwnedOrInTeams {
+            person_id: caller.person_id.clone(),
+            team_ids: caller.scope_team_ids.iter().cloned().collect(),
+        }
+    }
+}
+
+/// `GET /v1/problems/{id}`.
+pub async fn show(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&path, "problem")?;
+    let problem = state.db.read(move |connection| find_visible(connection, &caller, &id)).await?;
+    Ok(HttpResponse::Ok().json(ProblemJson::from_row(problem)?))
+}
+
+/// `PATCH /v1/problems/{id}`: title and success criteria (owner or
+/// manager), limit (manager; never below what is already approved).
+pub async fn update(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    body: web::Json<UpdateProblem>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&path, "problem")?;
+    let body = body.into_inner();
+    let mut checks = Checks::default();
+    let title = checks.optional_text("title", body.title.as_deref(), TITLE_LENGTH_MAX);
+    let success_criteria = checks.optional_text("success_criteria", body.success_criteria.as_deref(), TEXT_LENGTH_MAX);
+    let limit = body.limit.as_ref().and_then(|limit| checks.money("limit", limit));
+    checks.finish()?;
+    let problem = state
+        .db
+        .write(move |connection| {
+            let mut problem = find_visible(connection, &caller, &id)?;
+            if !caller.may_edit_problem(problem_ref(&problem)) {
+                return Err(ApiError::Forbidden("only the owner or a manager of the team can change a problem".to_owned()));
+            }
+            let at = now();
+            if title.is_some() || success_criteria.is_some() {
+                problem.title = title.unwrap_or(problem.title);
+                problem.success_criteria = success_criteria.unwrap_or(problem.success_criteria);
+                problem.updated_at = at;
+                problems::update_details(connection, &problem)?;
+            }
+            if let Some(limit) = limit {
+                set_limit(connection, &caller, &problem, limit, at)?;
+            }
+            let problem = problems::find(connection, &id)?.ok_or(ApiError::NotFound("problem"))?;
+            record(connection, &caller, "problem.updated", &problem)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(problem))
+}
+
+fn set_limit(
+    connection: &mut DbConnection,
+    caller: &Caller,
+    problem: &ProblemRow,
+    limit: Money,
+    at: chrono::NaiveDateTime,
+) -> Result<(), ApiError> {
+    if !caller.may_set_problem_limit(problem_ref(problem)) {
+        return Err(ApiError::Forbidden("only a manager of the team can change a problem's limit".to_owned()));
+    }
+    let limit = limit
+        .require_currency(stored_currency(&problem.currency)?)
+        .map_err(|error| ApiError::money("limit", &error))?;
+    if problems::set_limit(connection, &problem.id, limit.minor(), at)? {
+        Ok(())
+    } else {
+        Err(ApiError::field("limit", "below_approved", "the limit cannot be set below what is already approved"))
+    }
+}
+
+/// `POST /v1/problems/{id}/close`.
+pub async fn close(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&path, "problem")?;
+    let problem = state
+        .db
+        .write(move |connection| {
+            let problem = find_visible(connection, &caller, &id)?;
+            if !caller.may_edit_problem(problem_ref(&problem)) {
+                return Err(ApiError::Forbidden("only the owner or a manager of the team can close a problem".to_owned()));
+            }
+            if !problems::close(connection, &id, now())? {
+                return Err(ApiError::ProblemClosed);
+            }
+            let problem = problems::find(connection, &id)?.ok_or(ApiError::NotFound("problem"))?;
+            record(connection, &caller, "problem.closed", &problem)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(problem))
+}

@@ -1,0 +1,111 @@
+//! Builds the actix application: shared state, extractor configurations
+//! that turn every input failure into problem+json, the request-id and
+//! security-header middleware, and the routes from `api::routes`.
+
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+use actix_web::dev::{Server, Service};
+use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
+use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::middleware::DefaultHeaders;
+use actix_web::{App, HttpRequest, HttpServer, web};
+
+use crate::api::{self, types::BODY_SIZE_MAX};
+use crate::auth::Tokens;
+use crate::config::Config;
+use crate::db::{Db, new_id};
+use crate::error::{ApiError, FieldError, REQUEST_ID};
+
+/// How long in-flight requests may run after SIGTERM before the server exits.
+pub const SHUTDOWN_TIMEOUT_SECS: u64 = 30;
+/// How long a client may take to send its request head.
+pub const CLIENT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Header carrying the request id on every response.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// State shared by every request of one process. Nothing here holds
+/// correctness: all of that lives in database transactions, so any number
+/// of processes can serve one database.
+pub struct AppState {
+    /// The database.
+    pub db: Db,
+    /// Token signer and verifier.
+    pub tokens: Tokens,
+}
+
+impl AppState {
+    /// Builds the state from configuration; opens no connection yet.
+    pub fn new(config: &Config) -> Result<Self, String> {
+        Ok(Self { db: Db::new(&config.database)?, tokens: Tokens::new(&config.jwt) })
+    }
+}
+
+/// Starts serving on `listener`. The returned server runs until stopped or
+/// signalled (SIGTERM and SIGINT stop it gracefully).
+pub fn serve(state: AppState, listener: TcpListener, workers: Option<usize>) -> std::io::Result<Server> {
+    let state = web::Data::new(state);
+    let mut server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .app_data(web::JsonConfig::default().limit(BODY_SIZE_MAX).error_handler(json_error))
+            .app_data(web::QueryConfig::default().error_handler(query_error))
+            .app_data(web::PathConfig::default().error_handler(path_error))
+            .configure(api::routes)
+            .default_service(web::to(api::route_not_found))
+            .wrap(
+                DefaultHeaders::new()
+                    .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+                    .add((header::CACHE_CONTROL, "no-store"))
+                    .add((header::X_FRAME_OPTIONS, "DENY")),
+            )
+            .wrap_fn(|request, service| {
+                let request_id = new_id();
+                let started = Instant::now();
+                let (method, path) = (request.method().clone(), request.path().to_owned());
+                let response = service.call(request);
+                REQUEST_ID.scope(request_id.clone(), async move {
+                    let mut response = response.await?;
+                    let status = response.status().as_u16();
+                    let elapsed_ms = started.elapsed().as_millis();
+                    tracing::info!(%request_id, %method, %path, status, elapsed_ms, "request");
+                    if let Ok(value) = HeaderValue::from_str(&request_id) {
+                        response.headers_mut().insert(HeaderName::from_static(REQUEST_ID_HEADER), value);
+                    }
+                    Ok(response)
+                })
+            })
+    })
+    .client_request_timeout(CLIENT_REQUEST_TIMEOUT)
+    .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
+    .listen(listener)?;
+    if let Some(workers) = workers {
+        server = server.workers(workers);
+    }
+    Ok(server.run())
+}
+
+fn json_error(error: JsonPayloadError, _request: &HttpRequest) -> actix_web::Error {
+    let api_error = match &error {
+        JsonPayloadError::OverflowKnownLength { .. } | JsonPayloadError::Overflow { .. } => {
+            ApiError::PayloadTooLarge(BODY_SIZE_MAX)
+        }
+        JsonPayloadError::ContentType => ApiError::UnsupportedMediaType,
+        JsonPayloadError::Deserialize(cause) if cause.is_data() => ApiError::Validation(vec![FieldError {
+            field: "body".to_owned(),
+            code: "invalid_field",
+            message: cause.to_string(),
+        }]),
+        JsonPayloadError::Deserialize(cause) => ApiError::MalformedJson(format!("the body is not valid JSON: {cause}")),
+        _ => ApiError::MalformedJson(format!("the body could not be read: {error}")),
+    };
+    api_error.into()
+}
+
+fn query_error(error: QueryPayloadError, _request: &HttpRequest) -> actix_web::Error {
+    ApiError::InvalidQuery(format!("the query string is not valid: {error}")).into()
+}
+
+fn path_error(_error: PathError, _request: &HttpRequest) -> actix_web::Error {
+    ApiError::RouteNotFound.into()
+}

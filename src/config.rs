@@ -1,0 +1,169 @@
+//! Typed configuration, read once at start-up from flags and `LEEWAY_*`
+//! environment variables (a flag wins over its variable).
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::db::DatabaseUrl;
+
+/// Shortest HS256 secret accepted, in bytes: RFC 7518 §3.2 asks for a key at
+/// least as long as the hash output (256 bits).
+pub const JWT_SECRET_LENGTH_MIN: usize = 32;
+/// Name of the generated secret file inside the data directory.
+pub const JWT_SECRET_FILE_NAME: &str = "jwt-secret";
+/// Name of the embedded database file inside the data directory.
+pub const SQLITE_FILE_NAME: &str = "leeway.db";
+/// Default lifetime of a token printed by `leeway token`.
+pub const TOKEN_TTL_SECS_DEFAULT: u64 = 3_600;
+/// Clock skew tolerated when checking `exp`.
+pub const JWT_LEEWAY_SECS: u64 = 30;
+
+/// The command line.
+#[derive(Debug, Parser)]
+#[command(name = "leeway", version, about = "Delegation budget and approval ledger service")]
+pub struct Cli {
+    /// Settings shared by every command.
+    #[command(flatten)]
+    pub settings: Settings,
+    /// What to do; `serve` when omitted.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Settings shared by every command.
+#[derive(Debug, Clone, Args)]
+pub struct Settings {
+    /// Address to listen on.
+    #[arg(long, env = "LEEWAY_BIND", default_value = "127.0.0.1:8080", global = true)]
+    pub bind: String,
+    /// Directory for the embedded database and the generated signing secret.
+    #[arg(long, env = "LEEWAY_DATA_DIR", default_value = "./leeway-data", global = true)]
+    pub data_dir: PathBuf,
+    /// `postgres://...` for PostgreSQL; a file path or `sqlite://PATH` for
+    /// SQLite. Default: SQLite at DATA_DIR/leeway.db.
+    #[arg(long, env = "LEEWAY_DATABASE_URL", global = true, hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// HS256 signing secret (at least 32 bytes). Default: a random secret
+    /// generated once at DATA_DIR/jwt-secret.
+    #[arg(long, env = "LEEWAY_JWT_SECRET", global = true, hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    /// Required `iss` claim, when set.
+    #[arg(long, env = "LEEWAY_JWT_ISSUER", global = true)]
+    pub jwt_issuer: Option<String>,
+    /// Required `aud` claim, when set.
+    #[arg(long, env = "LEEWAY_JWT_AUDIENCE", global = true)]
+    pub jwt_audience: Option<String>,
+    /// HTTP worker threads (default: one per core).
+    #[arg(long, env = "LEEWAY_WORKERS", global = true)]
+    pub workers: Option<usize>,
+}
+
+/// The commands.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Run the HTTP server (the default).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Print a signed token for a subject on stdout, and nothing else.
+    Token {
+        /// The `sub` claim: a person's subject.
+        #[arg(long)]
+        subject: String,
+        /// Lifetime in seconds.
+        #[arg(long, default_value_t = TOKEN_TTL_SECS_DEFAULT)]
+        ttl_secs: u64,
+    },
+    /// Create the first admin.
+    Bootstrap {
+        /// The admin's JWT subject.
+        #[arg(long)]
+        subject: String,
+        /// The admin's name.
+        #[arg(long)]
+        name: String,
+        /// The admin's email.
+        #[arg(long)]
+        email: Option<String>,
+    },
+}
+
+/// Token verification settings.
+#[derive(Clone)]
+pub struct JwtConfig {
+    /// The HS256 secret.
+    pub secret: Vec<u8>,
+    /// Required issuer.
+    pub issuer: Option<String>,
+    /// Required audience.
+    pub audience: Option<String>,
+}
+
+/// Configuration resolved from settings: what every command runs with.
+#[derive(Clone)]
+pub struct Config {
+    /// Address to listen on.
+    pub bind: String,
+    /// The database.
+    pub database: DatabaseUrl,
+    /// Token settings.
+    pub jwt: JwtConfig,
+    /// HTTP worker threads.
+    pub workers: Option<usize>,
+}
+
+impl Config {
+    /// Resolves settings: picks the database, and reads or creates the signing secret.
+    pub fn resolve(settings: &Settings) -> Result<Self, String> {
+        let database = match &settings.database_url {
+            Some(url) => DatabaseUrl::parse(url)?,
+            None => DatabaseUrl::Sqlite(settings.data_dir.join(SQLITE_FILE_NAME).to_string_lossy().into_owned()),
+        };
+        let secret = match &settings.jwt_secret {
+            Some(secret) => secret.as_bytes().to_vec(),
+            None => read_or_create_secret(&settings.data_dir)?,
+        };
+        if secret.len() < JWT_SECRET_LENGTH_MIN {
+            return Err(format!("LEEWAY_JWT_SECRET must be at least {JWT_SECRET_LENGTH_MIN} bytes"));
+        }
+        Ok(Self {
+            bind: settings.bind.clone(),
+            database,
+            jwt: JwtConfig {
+                secret,
+                issuer: settings.jwt_issuer.clone(),
+                audience: settings.jwt_audience.clone(),
+            },
+            workers: settings.workers,
+        })
+    }
+}
+
+/// Reads DATA_DIR/jwt-secret, creating it (mode 0600, 32 random bytes as
+/// hex) the first time, so `serve` and `token` agree with no configuration.
+fn read_or_create_secret(data_dir: &Path) -> Result<Vec<u8>, String> {
+    let path = data_dir.join(JWT_SECRET_FILE_NAME);
+    let describe = |error: std::io::Error| format!("{}: {error}", path.display());
+    fs::create_dir_all(data_dir).map_err(|error| format!("{}: {error}", data_dir.display()))?;
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(&path) {
+        Ok(mut file) => {
+            let bytes: [u8; 32] = rand::random();
+            let secret: String = bytes.iter().map(|byte| format!("{byte:02x}")).collect();
+            file.write_all(secret.as_bytes()).map_err(describe)?;
+            file.sync_all().map_err(describe)?;
+            Ok(secret.into_bytes())
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+            let secret = fs::read_to_string(&path).map_err(describe)?;
+            Ok(secret.trim().as_bytes().to_vec())
+        }
+        Err(error) => Err(describe(error)),
+    }
+}

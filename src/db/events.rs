@@ -1,0 +1,105 @@
+//! The append-only event log: every change writes one row in the same
+//! transaction as the change itself. Nothing here updates or deletes.
+
+use diesel::prelude::*;
+use serde::Serialize;
+
+use super::schema::events;
+use super::{DbConnection, Page, PageRequest, new_id, now};
+use crate::error::ApiError;
+
+/// What an event is about, as stored.
+#[derive(Debug, Clone, Copy)]
+pub struct Subject<'a> {
+    /// `team`, `person`, `policy`, `problem` or `spend`.
+    pub subject_type: &'static str,
+    /// The object's id.
+    pub subject_id: &'a str,
+    /// The team it belongs to, for filtering.
+    pub team_id: Option<&'a str>,
+    /// The problem it belongs to, for filtering.
+    pub problem_id: Option<&'a str>,
+}
+
+/// A stored event.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = events)]
+pub struct EventRow {
+    /// UUIDv7: events sort by it.
+    pub id: String,
+    /// When the change happened.
+    pub occurred_at: chrono::NaiveDateTime,
+    /// Who made it; null for the CLI bootstrap.
+    pub actor_id: Option<String>,
+    /// e.g. `spend.logged`.
+    pub kind: String,
+    /// What kind of object changed.
+    pub subject_type: String,
+    /// Which object changed.
+    pub subject_id: String,
+    /// The object's team.
+    pub team_id: Option<String>,
+    /// The object's problem.
+    pub problem_id: Option<String>,
+    /// The change, as JSON.
+    pub data: String,
+}
+
+/// Appends an event describing a change, inside the caller's transaction.
+pub fn record(
+    connection: &mut DbConnection,
+    actor_id: Option<&str>,
+    kind: &str,
+    subject: Subject<'_>,
+    data: &impl Serialize,
+) -> Result<(), ApiError> {
+    let data = serde_json::to_string(data).map_err(|error| ApiError::Internal(error.to_string()))?;
+    diesel::insert_into(events::table)
+        .values((
+            events::id.eq(new_id()),
+            events::occurred_at.eq(now()),
+            events::actor_id.eq(actor_id),
+            events::kind.eq(kind),
+            events::subject_type.eq(subject.subject_type),
+            events::subject_id.eq(subject.subject_id),
+            events::team_id.eq(subject.team_id),
+            events::problem_id.eq(subject.problem_id),
+            events::data.eq(data),
+        ))
+        .execute(connection)?;
+    Ok(())
+}
+
+/// Filters for the audit trail.
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    /// Only this kind.
+    pub kind: Option<String>,
+    /// Only events about this problem.
+    pub problem_id: Option<String>,
+    /// Only events about this subject.
+    pub subject_id: Option<String>,
+}
+
+/// Lists events oldest first.
+pub fn list(
+    connection: &mut DbConnection,
+    filter: &EventFilter,
+    page: &PageRequest,
+) -> Result<Page<EventRow>, ApiError> {
+    let mut query = events::table.select(EventRow::as_select()).order(events::id.asc()).into_boxed();
+    if let Some(kind) = &filter.kind {
+        query = query.filter(events::kind.eq(kind.clone()));
+    }
+    if let Some(problem_id) = &filter.problem_id {
+        query = query.filter(events::problem_id.eq(problem_id.clone()));
+    }
+    if let Some(subject_id) = &filter.subject_id {
+        query = query.filter(events::subject_id.eq(subject_id.clone()));
+    }
+    if let Some(after) = &page.after {
+        query = query.filter(events::id.gt(after.clone()));
+    }
+    let rows = query.limit(page.limit + 1).load(connection)?;
+    Ok(Page::from_rows(rows, page, |row| row.id.clone()))
+}

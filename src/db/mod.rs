@@ -1,0 +1,299 @@
+//! The database: one connection enum over PostgreSQL and SQLite (diesel's
+//! `MultiConnection`), the pool, migrations, and the two ways to run a unit
+//! of work (`Db::read`, `Db::write`). Dialect-specific SQL lives only in this
+//! folder, each piece with a comment saying why.
+
+pub mod events;
+pub mod idempotency;
+pub mod people;
+pub mod policies;
+pub mod problems;
+pub mod schema;
+pub mod spends;
+pub mod teams;
+
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDateTime, SubsecRound, Utc};
+use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::r2d2::{self, ManageConnection, R2D2Connection};
+use diesel::{Connection, PgConnection, SqliteConnection};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+
+use crate::error::ApiError;
+
+/// Connections kept open per server process on PostgreSQL.
+pub const POSTGRES_POOL_SIZE: u32 = 10;
+/// Connections kept open on SQLite (one writer at a time; readers run beside it).
+pub const SQLITE_POOL_SIZE: u32 = 8;
+/// How long a request waits for a pooled connection before answering 503.
+pub const POOL_CHECKOUT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long SQLite waits on a locked database before giving up.
+pub const SQLITE_BUSY_TIMEOUT_MS: u32 = 10_000;
+
+/// Every migration, compiled into the binary: one portable set for both databases.
+pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
+
+/// A connection to either database. Query code is written once against this.
+#[derive(diesel::MultiConnection)]
+pub enum DbConnection {
+    /// PostgreSQL: production, several processes share one database.
+    Postgres(PgConnection),
+    /// SQLite: the embedded zero-setup default.
+    Sqlite(SqliteConnection),
+}
+
+/// Which database a URL names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    /// A `postgres://` or `postgresql://` URL.
+    Postgres(String),
+    /// A SQLite file path.
+    Sqlite(String),
+}
+
+impl DatabaseUrl {
+    /// Reads the backend from the URL's scheme: `postgres://`/`postgresql://`,
+    /// `sqlite://PATH`, or a bare file path for SQLite. Any other scheme is an
+    /// error, so a mistyped URL never silently creates an empty SQLite file.
+    pub fn parse(url: &str) -> Result<Self, String> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Self::Postgres(url.to_owned()))
+        } else if let Some(path) = url.strip_prefix("sqlite://") {
+            Ok(Self::Sqlite(path.to_owned()))
+        } else if url.contains("://") {
+            Err(format!("unsupported database URL scheme in {url:?}: use postgres://, postgresql:// or sqlite://"))
+        } else if url.is_empty() {
+            Err("the database URL is empty".to_owned())
+        } else {
+            Ok(Self::Sqlite(url.to_owned()))
+        }
+    }
+}
+
+/// Opens connections of the configured backend for the pool.
+#[derive(Debug)]
+pub struct ConnectionManager {
+    url: DatabaseUrl,
+}
+
+impl ManageConnection for ConnectionManager {
+    type Connection = DbConnection;
+    type Error = diesel::ConnectionError;
+
+    fn connect(&self) -> Result<DbConnection, Self::Error> {
+        match &self.url {
+            DatabaseUrl::Postgres(url) => PgConnection::establish(url).map(DbConnection::Postgres),
+            DatabaseUrl::Sqlite(path) => {
+                let mut connection = SqliteConnection::establish(path)?;
+                // SQLite-only pragmas, per connection: WAL lets readers run beside
+                // the writer; busy_timeout queues writers instead of failing;
+                // foreign keys are off by default in SQLite; synchronous=FULL so
+                // no acknowledged spend is lost to a power cut.
+                let pragmas = format!(
+                    "PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}; PRAGMA journal_mode = WAL; \
+                     PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;"
+                );
+                connection
+                    .batch_execute(&pragmas)
+                    .map_err(|error| diesel::ConnectionError::BadConnection(error.to_string()))?;
+                Ok(DbConnection::Sqlite(connection))
+            }
+        }
+    }
+
+    fn is_valid(&self, connection: &mut DbConnection) -> Result<(), Self::Error> {
+        connection.ping().map_err(diesel::ConnectionError::CouldntSetupConfiguration)
+    }
+
+    fn has_broken(&self, connection: &mut DbConnection) -> bool {
+        connection.is_broken()
+    }
+}
+
+/// The connection pool.
+pub type Pool = r2d2::Pool<ConnectionManager>;
+
+/// A handle to the database shared by all requests of one process.
+#[derive(Clone)]
+pub struct Db {
+    pool: Pool,
+}
+
+impl Db {
+    /// Builds the pool lazily (no connection is opened yet, so a server can
+    /// start while its database is still coming up).
+    pub fn new(url: &DatabaseUrl) -> Result<Self, String> {
+        let size = match url {
+            DatabaseUrl::Postgres(_) => POSTGRES_POOL_SIZE,
+            DatabaseUrl::Sqlite(path) => {
+                if let Some(parent) = std::path::Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(parent)
+                        .map_err(|error| format!("cannot create {}: {error}", parent.display()))?;
+                }
+                SQLITE_POOL_SIZE
+            }
+        };
+        let pool = r2d2::Pool::builder()
+            .max_size(size)
+            .min_idle(Some(0))
+            .connection_timeout(POOL_CHECKOUT_TIMEOUT)
+            .test_on_check_out(true)
+            .build_unchecked(ConnectionManager { url: url.clone() });
+        Ok(Self { pool })
+    }
+
+    /// Applies pending migrations.
+    pub fn migrate(&self) -> Result<(), String> {
+        let mut connection = self.pool.get().map_err(|error| error.to_string())?;
+        migrate(&mut connection)
+    }
+
+    /// Runs `work` on a pooled connection on the blocking thread pool, outside
+    /// any transaction: for reads that need no consistency across queries.
+    pub async fn read<T, F>(&self, work: F) -> Result<T, ApiError>
+    where
+        F: FnOnce(&mut DbConnection) -> Result<T, ApiError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let pool = self.pool.clone();
+        actix_web::web::block(move || work(&mut *checkout(&pool)?)).await?
+    }
+
+    /// Runs `work` in one write transaction on the blocking thread pool.
+    pub async fn write<T, F>(&self, work: F) -> Result<T, ApiError>
+    where
+        F: FnOnce(&mut DbConnection) -> Result<T, ApiError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let pool = self.pool.clone();
+        actix_web::web::block(move || write_transaction(&mut *checkout(&pool)?, work)).await?
+    }
+
+    /// The same as [`Db::write`], for the CLI where no async runtime runs.
+    pub fn write_blocking<T>(
+        &self,
+        work: impl FnOnce(&mut DbConnection) -> Result<T, ApiError>,
+    ) -> Result<T, ApiError> {
+        write_transaction(&mut *checkout(&self.pool)?, work)
+    }
+}
+
+fn checkout(pool: &Pool) -> Result<r2d2::PooledConnection<ConnectionManager>, ApiError> {
+    pool.get().map_err(|error| ApiError::Unavailable(error.to_string()))
+}
+
+/// Runs `work` in a transaction that holds the write lock from its first statement.
+pub fn write_transaction<T>(
+    connection: &mut DbConnection,
+    work: impl FnOnce(&mut DbConnection) -> Result<T, ApiError>,
+) -> Result<T, ApiError> {
+    match connection {
+        DbConnection::Postgres(inner) => AnsiTransactionManager::begin_transaction(inner)?,
+        // SQLite-only: a plain BEGIN takes the write lock at the first write and
+        // fails with SQLITE_BUSY if another writer got there first; BEGIN
+        // IMMEDIATE takes it up front so busy_timeout queues writers instead.
+        DbConnection::Sqlite(inner) => AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN IMMEDIATE")?,
+    }
+    match work(connection) {
+        Ok(value) => {
+            <DbConnection as Connection>::TransactionManager::commit_transaction(connection)?;
+            Ok(value)
+        }
+        Err(error) => {
+            // The work's error is what the caller needs; a failed rollback is
+            // logged and the connection is marked broken by diesel.
+            if let Err(rollback) = <DbConnection as Connection>::TransactionManager::rollback_transaction(connection) {
+                tracing::error!(%rollback, "rollback failed");
+            }
+            Err(error)
+        }
+    }
+}
+
+/// Applies pending migrations on one connection.
+fn migrate(connection: &mut DbConnection) -> Result<(), String> {
+    // PostgreSQL-only: several server processes may start at once on one
+    // database; a session advisory lock lets exactly one migrate at a time.
+    const MIGRATION_LOCK_KEY: i64 = 0x6c65_6577_6179;
+    let is_postgres = matches!(connection, DbConnection::Postgres(_));
+    if is_postgres {
+        connection
+            .batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})"))
+            .map_err(|error| error.to_string())?;
+    }
+    let outcome = connection.run_pending_migrations(MIGRATIONS).map(|_| ()).map_err(|error| error.to_string());
+    if is_postgres {
+        connection
+            .batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})"))
+            .map_err(|error| error.to_string())?;
+    }
+    outcome
+}
+
+/// A new UUIDv7 id as a string: time-ordered, so ids sort by creation.
+#[must_use]
+pub fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+/// The current UTC time at the precision both databases keep (microseconds).
+#[must_use]
+pub fn now() -> NaiveDateTime {
+    Utc::now().naive_utc().trunc_subsecs(6)
+}
+
+/// An RFC 3339 UTC timestamp with `Z`, as every JSON timestamp is written.
+#[must_use]
+pub fn rfc3339(at: NaiveDateTime) -> String {
+    DateTime::<Utc>::from_naive_utc_and_offset(at, Utc).to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+/// Whether a diesel error is a unique-constraint violation.
+#[must_use]
+pub fn is_unique_violation(error: &diesel::result::Error) -> bool {
+    matches!(
+        error,
+        diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)
+    )
+}
+
+/// Whether the database answers a trivial query, for `/readyz`.
+pub async fn is_ready(db: &Db) -> bool {
+    db.read(|connection| connection.ping().map_err(ApiError::from)).await.is_ok()
+}
+
+/// A page of a list ordered by id (ids are UUIDv7, so this is creation order).
+#[derive(Debug, Clone)]
+pub struct PageRequest {
+    /// Rows wanted; the API layer bounds it.
+    pub limit: i64,
+    /// Only rows whose id sorts after this one.
+    pub after: Option<String>,
+}
+
+/// One page of rows and the id to continue after, if more rows follow.
+#[derive(Debug)]
+pub struct Page<T> {
+    /// The rows.
+    pub items: Vec<T>,
+    /// The last row's sort key when another page exists.
+    pub next_after: Option<String>,
+}
+
+impl<T> Page<T> {
+    /// Turns `limit + 1` fetched rows into a page: the extra row only tells
+    /// that another page exists.
+    pub fn from_rows(mut rows: Vec<T>, request: &PageRequest, cursor_of: impl Fn(&T) -> String) -> Self {
+        let limit = usize::try_from(request.limit).unwrap_or(0);
+        let has_more = rows.len() > limit;
+        rows.truncate(limit);
+        let next_after = if has_more { rows.last().map(cursor_of) } else { None };
+        Self { items: rows, next_after }
+    }
+
+    /// Converts every row, keeping the cursor.
+    pub fn map<U>(self, convert: impl FnMut(T) -> U) -> Page<U> {
+        Page { items: self.items.into_iter().map(convert).collect(), next_after: self.next_after }
+    }
+}

@@ -1,0 +1,86 @@
+//! People: who can call the API, their role and team.
+
+use diesel::prelude::*;
+
+use super::schema::people;
+use super::{DbConnection, Page, PageRequest};
+use crate::error::ApiError;
+
+/// A stored person.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = people)]
+pub struct PersonRow {
+    /// Id.
+    pub id: String,
+    /// The JWT `sub` that identifies them.
+    pub subject: String,
+    /// Display name.
+    pub name: String,
+    /// Email, optional.
+    pub email: Option<String>,
+    /// Their team; admins and finance may have none.
+    pub team_id: Option<String>,
+    /// `member`, `manager`, `finance` or `admin`.
+    pub role: String,
+    /// Created.
+    pub created_at: chrono::NaiveDateTime,
+    /// Last changed.
+    pub updated_at: chrono::NaiveDateTime,
+}
+
+/// Inserts a person; a taken subject answers 409.
+pub fn insert(connection: &mut DbConnection, person: &PersonRow) -> Result<(), ApiError> {
+    match diesel::insert_into(people::table).values(person.clone()).execute(connection) {
+        Ok(_) => Ok(()),
+        Err(error) if super::is_unique_violation(&error) => {
+            Err(ApiError::Conflict(format!("a person with subject {:?} already exists", person.subject)))
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// Finds a person by id.
+pub fn find(connection: &mut DbConnection, id: &str) -> Result<Option<PersonRow>, ApiError> {
+    Ok(people::table.find(id).select(PersonRow::as_select()).first(connection).optional()?)
+}
+
+/// Finds a person by JWT subject.
+pub fn find_by_subject(connection: &mut DbConnection, subject: &str) -> Result<Option<PersonRow>, ApiError> {
+    Ok(people::table
+        .filter(people::subject.eq(subject))
+        .select(PersonRow::as_select())
+        .first(connection)
+        .optional()?)
+}
+
+/// Lists people in id order: everyone, or only one person and the people
+/// of some teams (`(person_id, team_ids)`).
+pub fn list(
+    connection: &mut DbConnection,
+    self_and_teams: Option<&(String, Vec<String>)>,
+    page: &PageRequest,
+) -> Result<Page<PersonRow>, ApiError> {
+    let mut query = people::table.select(PersonRow::as_select()).order(people::id.asc()).into_boxed();
+    if let Some((person_id, team_ids)) = self_and_teams {
+        query = query.filter(people::id.eq(person_id.clone()).or(people::team_id.eq_any(team_ids.clone())));
+    }
+    if let Some(after) = &page.after {
+        query = query.filter(people::id.gt(after.clone()));
+    }
+    let rows = query.limit(page.limit + 1).load(connection)?;
+    Ok(Page::from_rows(rows, page, |row| row.id.clone()))
+}
+
+/// Writes a person's name, email, team and role.
+pub fn update(connection: &mut DbConnection, person: &PersonRow) -> Result<(), ApiError> {
+    diesel::update(people::table.find(&person.id))
+        .set((
+            people::name.eq(&person.name),
+            people::email.eq(&person.email),
+            people::team_id.eq(&person.team_id),
+            people::role.eq(&person.role),
+            people::updated_at.eq(person.updated_at),
+        ))
+        .execute(connection)?;
+    Ok(())
+}

@@ -1,0 +1,76 @@
+//! Team policies: versioned delegation rules. A change inserts a new
+//! version; no row is ever updated.
+
+use diesel::prelude::*;
+
+use super::schema::policies;
+use super::{DbConnection, Page, PageRequest};
+use crate::error::ApiError;
+
+/// A stored policy version.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = policies)]
+pub struct PolicyRow {
+    /// The team that set it.
+    pub team_id: String,
+    /// 1, 2, 3, ... per team.
+    pub version: i32,
+    /// Budget given to each new problem, in minor units.
+    pub per_problem_limit_minor: i64,
+    /// ISO 4217 currency of the team's problems.
+    pub currency: String,
+    /// Hours a flagged spend may wait for a decision.
+    pub review_sla_hours: i32,
+    /// When this version took effect.
+    pub effective_from: chrono::NaiveDateTime,
+    /// Who set it.
+    pub created_by: String,
+}
+
+/// The team's newest version, if it has any.
+pub fn latest(connection: &mut DbConnection, team_id: &str) -> Result<Option<PolicyRow>, ApiError> {
+    Ok(policies::table
+        .filter(policies::team_id.eq(team_id))
+        .order(policies::version.desc())
+        .select(PolicyRow::as_select())
+        .first(connection)
+        .optional()?)
+}
+
+/// The policy in force for a team: its own newest version, else the nearest
+/// ancestor's. `chain` is the team and its ancestors, nearest first.
+pub fn effective(connection: &mut DbConnection, chain: &[String]) -> Result<Option<PolicyRow>, ApiError> {
+    for team_id in chain {
+        if let Some(policy) = latest(connection, team_id)? {
+            return Ok(Some(policy));
+        }
+    }
+    Ok(None)
+}
+
+/// Inserts the next version. Two concurrent writers computing the same
+/// version collide on the primary key; the loser answers 409 and may retry.
+pub fn insert(connection: &mut DbConnection, policy: &PolicyRow) -> Result<(), ApiError> {
+    match diesel::insert_into(policies::table).values(policy.clone()).execute(connection) {
+        Ok(_) => Ok(()),
+        Err(error) if super::is_unique_violation(&error) => {
+            Err(ApiError::Conflict("the policy changed concurrently: retry".to_owned()))
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// Lists a team's versions, oldest first; the cursor is a version number.
+pub fn versions(connection: &mut DbConnection, team_id: &str, page: &PageRequest) -> Result<Page<PolicyRow>, ApiError> {
+    let mut query = policies::table
+        .filter(policies::team_id.eq(team_id))
+        .order(policies::version.asc())
+        .select(PolicyRow::as_select())
+        .into_boxed();
+    if let Some(after) = &page.after {
+        let after: i32 = after.parse().map_err(|_| ApiError::InvalidQuery("the cursor is not valid".to_owned()))?;
+        query = query.filter(policies::version.gt(after));
+    }
+    let rows = query.limit(page.limit + 1).load(connection)?;
+    Ok(Page::from_rows(rows, page, |row| row.version.to_string()))
+}

@@ -1,0 +1,200 @@
+//! Problems and their running totals. The totals are only ever changed by
+//! guarded single-row updates, so the limit rule holds under any concurrency.
+
+use diesel::prelude::*;
+
+use super::schema::problems;
+use super::{DbConnection, Page, PageRequest};
+use crate::error::ApiError;
+
+/// A stored problem.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = problems)]
+pub struct ProblemRow {
+    /// Id.
+    pub id: String,
+    /// The team it belongs to.
+    pub team_id: String,
+    /// The one person who owns it.
+    pub owner_id: String,
+    /// Short title.
+    pub title: String,
+    /// What solved looks like.
+    pub success_criteria: String,
+    /// `open` or `closed`.
+    pub status: String,
+    /// ISO 4217 currency of every amount on it.
+    pub currency: String,
+    /// The budget, in minor units.
+    pub limit_minor: i64,
+    /// Sum of approved spends (autonomous and by a manager).
+    pub approved_minor: i64,
+    /// Sum of spends awaiting review.
+    pub pending_review_minor: i64,
+    /// Team whose policy the limit was pinned from.
+    pub policy_team_id: Option<String>,
+    /// That policy's version; null when a manager set the limit.
+    pub policy_version: Option<i32>,
+    /// Who opened it.
+    pub opened_by: String,
+    /// When it was opened.
+    pub opened_at: chrono::NaiveDateTime,
+    /// When it was closed.
+    pub closed_at: Option<chrono::NaiveDateTime>,
+    /// Last changed.
+    pub updated_at: chrono::NaiveDateTime,
+}
+
+/// Which problems a caller may list.
+#[derive(Debug, Clone)]
+pub enum Visibility {
+    /// Finance and admin.
+    All,
+    /// Problems the person owns, and problems in the listed teams.
+    OwnedOrInTeams {
+        /// The caller.
+        person_id: String,
+        /// Teams the caller manages (with sub-teams).
+        team_ids: Vec<String>,
+    },
+}
+
+/// Optional filters on the problem list.
+#[derive(Debug, Clone, Default)]
+pub struct ProblemFilter {
+    /// Only this team.
+    pub team_id: Option<String>,
+    /// Only this owner.
+    pub owner_id: Option<String>,
+    /// Only `open` or `closed`.
+    pub status: Option<String>,
+}
+
+/// Inserts a problem.
+pub fn insert(connection: &mut DbConnection, problem: &ProblemRow) -> Result<(), ApiError> {
+    diesel::insert_into(problems::table).values(problem.clone()).execute(connection)?;
+    Ok(())
+}
+
+/// Finds a problem by id.
+pub fn find(connection: &mut DbConnection, id: &str) -> Result<Option<ProblemRow>, ApiError> {
+    Ok(problems::table.find(id).select(ProblemRow::as_select()).first(connection).optional()?)
+}
+
+/// Lists visible problems in id order.
+pub fn list(
+    connection: &mut DbConnection,
+    visibility: &Visibility,
+    filter: &ProblemFilter,
+    page: &PageRequest,
+) -> Result<Page<ProblemRow>, ApiError> {
+    let mut query = problems::table.select(ProblemRow::as_select()).order(problems::id.asc()).into_boxed();
+    if let Visibility::OwnedOrInTeams { person_id, team_ids } = visibility {
+        query = query.filter(problems::owner_id.eq(person_id.clone()).or(problems::team_id.eq_any(team_ids.clone())));
+    }
+    if let Some(team_id) = &filter.team_id {
+        query = query.filter(problems::team_id.eq(team_id.clone()));
+    }
+    if let Some(owner_id) = &filter.owner_id {
+        query = query.filter(problems::owner_id.eq(owner_id.clone()));
+    }
+    if let Some(status) = &filter.status {
+        query = query.filter(problems::status.eq(status.clone()));
+    }
+    if let Some(after) = &page.after {
+        query = query.filter(problems::id.gt(after.clone()));
+    }
+    let rows = query.limit(page.limit + 1).load(connection)?;
+    Ok(Page::from_rows(rows, page, |row| row.id.clone()))
+}
+
+/// Writes the title and success criteria.
+pub fn update_details(connection: &mut DbConnection, problem: &ProblemRow) -> Result<(), ApiError> {
+    diesel::update(problems::table.find(&problem.id))
+        .set((
+            problems::title.eq(&problem.title),
+            problems::success_criteria.eq(&problem.success_criteria),
+            problems::updated_at.eq(problem.updated_at),
+        ))
+        .execute(connection)?;
+    Ok(())
+}
+
+/// Sets a new limit unless it is below what is already approved. Returns
+/// whether it was set. Guarded in SQL so a concurrent approval cannot slip
+/// under it.
+pub fn set_limit(
+    connection: &mut DbConnection,
+    problem_id: &str,
+    limit_minor: i64,
+    at: chrono::NaiveDateTime,
+) -> Result<bool, ApiError> {
+    let changed = diesel::update(
+        problems::table.filter(problems::id.eq(problem_id)).filter(problems::approved_minor.le(limit_minor)),
+    )
+    .set((
+        problems::limit_minor.eq(limit_minor),
+        problems::policy_team_id.eq(None::<String>),
+        problems::policy_version.eq(None::<i32>),
+        problems::updated_at.eq(at),
+    ))
+    .execute(connection)?;
+    Ok(changed == 1)
+}
+
+/// Closes an open problem. Returns whether it was open.
+pub fn close(connection: &mut DbConnection, problem_id: &str, at: chrono::NaiveDateTime) -> Result<bool, ApiError> {
+    let changed = diesel::update(problems::table.filter(problems::id.eq(problem_id)).filter(problems::status.eq("open")))
+        .set((problems::status.eq("closed"), problems::closed_at.eq(at), problems::updated_at.eq(at)))
+        .execute(connection)?;
+    Ok(changed == 1)
+}
+
+/// The limit check and the write in one statement (DESIGN.md §6):
+/// `approved += amount` only if the problem is open and
+/// `approved + pending_review + amount <= limit`. Returns whether it applied.
+/// PostgreSQL re-evaluates the condition on the newest row version when a
+/// concurrent writer commits first; SQLite runs one writer at a time.
+pub fn try_approve_within_limit(
+    connection: &mut DbConnection,
+    problem_id: &str,
+    amount_minor: i64,
+) -> Result<bool, ApiError> {
+    let changed = diesel::update(
+        problems::table
+            .filter(problems::id.eq(problem_id))
+            .filter(problems::status.eq("open"))
+            .filter((problems::approved_minor + problems::pending_review_minor + amount_minor).le(problems::limit_minor)),
+    )
+    .set(problems::approved_minor.eq(problems::approved_minor + amount_minor))
+    .execute(connection)?;
+    Ok(changed == 1)
+}
+
+/// Reserves a flagged spend's amount in `pending_review`. Returns false when
+/// the problem is closed.
+pub fn reserve_pending(connection: &mut DbConnection, problem_id: &str, amount_minor: i64) -> Result<bool, ApiError> {
+    let changed = diesel::update(problems::table.filter(problems::id.eq(problem_id)).filter(problems::status.eq("open")))
+        .set(problems::pending_review_minor.eq(problems::pending_review_minor + amount_minor))
+        .execute(connection)?;
+    Ok(changed == 1)
+}
+
+/// Releases a decided spend's reservation and, when approved, adds it to
+/// `approved`. The caller has already moved the spend out of
+/// `pending_review` in the same transaction, so this runs once per spend.
+pub fn settle_pending(
+    connection: &mut DbConnection,
+    problem_id: &str,
+    amount_minor: i64,
+    approved: bool,
+) -> Result<(), ApiError> {
+    let approved_delta = if approved { amount_minor } else { 0 };
+    diesel::update(problems::table.find(problem_id))
+        .set((
+            problems::pending_review_minor.eq(problems::pending_review_minor - amount_minor),
+            problems::approved_minor.eq(problems::approved_minor + approved_delta),
+        ))
+        .execute(connection)?;
+    Ok(())
+}

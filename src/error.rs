@@ -1,0 +1,244 @@
+//! `ApiError`: the one place that knows HTTP statuses. Every handler, extractor
+//! and middleware answers failures through it, as RFC 9457
+//! `application/problem+json` with a stable snake_case `code`.
+//!
+//! When to use which variant:
+//! - the caller's input is wrong (body, query, path) → `Validation`,
+//!   `MalformedJson`, `InvalidQuery`, `PayloadTooLarge`, `UnsupportedMediaType`;
+//! - the caller is not who they claim → `Unauthenticated`;
+//! - the object is outside the caller's reach → `NotFound` (never 403: they
+//!   must not learn it exists); visible but not theirs to change → `Forbidden`;
+//! - the request is valid but the state forbids it → the specific 409/422 variant;
+//! - the database is down or the pool exhausted → `Unavailable` (503, retry);
+//! - anything else → `Internal`: the cause goes to the log with the request
+//!   id, the body says nothing internal.
+//!
+//! `status_code` and `code` match every variant with no catch-all arm, so a
+//! new variant forces a decision about its status.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+
+use crate::domain::money::MoneyError;
+
+/// Seconds a client should wait before retrying after a 503.
+pub const RETRY_AFTER_SECS: u32 = 1;
+
+/// Media type of every error body.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+tokio::task_local! {
+    /// The id of the request being served, set by the request-id middleware
+    /// so an internal error can name it in its body and its log line.
+    pub static REQUEST_ID: String;
+}
+
+/// One refused input field.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    /// The field's JSON path, e.g. `amount.currency`.
+    pub field: String,
+    /// A stable snake_case code, e.g. `too_many_decimals`.
+    pub code: &'static str,
+    /// What is wrong and what to send instead.
+    pub message: String,
+}
+
+/// Every way a request can fail.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Missing, malformed, expired or unknown token.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// The caller sees the object but may not do this to it.
+    #[error("{0}")]
+    Forbidden(String),
+    /// Nobody decides a spend they logged or one on a problem they own.
+    #[error("you cannot review a spend you logged or one on a problem you own")]
+    SelfReviewForbidden,
+    /// No such object, or none the caller may know of. Holds what was sought.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// No route answers this path.
+    #[error("no route matches this path")]
+    RouteNotFound,
+    /// The route exists but not with this method.
+    #[error("this method is not allowed on this route")]
+    MethodNotAllowed,
+    /// The body is not JSON.
+    #[error("{0}")]
+    MalformedJson(String),
+    /// A query parameter could not be read.
+    #[error("{0}")]
+    InvalidQuery(String),
+    /// The body is not `application/json`.
+    #[error("send the body as application/json")]
+    UnsupportedMediaType,
+    /// The body is larger than the server accepts.
+    #[error("the body is larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    /// Fields were refused; each says why.
+    #[error("the request has invalid fields")]
+    Validation(Vec<FieldError>),
+    /// The spend has already been decided.
+    #[error("this spend has already been decided")]
+    AlreadyDecided,
+    /// The problem is closed to new spends.
+    #[error("the problem is closed: no new spends can be logged on it")]
+    ProblemClosed,
+    /// A uniqueness rule was broken; holds the explanation.
+    #[error("{0}")]
+    Conflict(String),
+    /// The team has no policy in force and no explicit limit was given.
+    #[error("the team has no policy in force: set one with PUT /v1/teams/{{id}}/policy or give an explicit limit")]
+    NoPolicy,
+    /// The Idempotency-Key was used before with a different request.
+    #[error("this Idempotency-Key was used with a different request: use a new key for a new request")]
+    IdempotencyKeyReused,
+    /// A request with this Idempotency-Key is still being processed.
+    #[error("a request with this Idempotency-Key is still in flight: retry after it completes")]
+    IdempotencyKeyInFlight,
+    /// The database cannot be reached or the pool is exhausted.
+    #[error("the service is temporarily unavailable: retry shortly")]
+    Unavailable(String),
+    /// A bug or an unexpected failure; the string is for the log only.
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// A validation failure of one field.
+    #[must_use]
+    pub fn field(field: impl Into<String>, code: &'static str, message: impl Into<String>) -> Self {
+        Self::Validation(vec![FieldError { field: field.into(), code, message: message.into() }])
+    }
+
+    /// A refused money value at `field`.
+    #[must_use]
+    pub fn money(field: &str, error: &MoneyError) -> Self {
+        let code = match error {
+            MoneyError::UnknownCurrency(_) => "unknown_currency",
+            MoneyError::NotADecimal(_) => "not_a_decimal",
+            MoneyError::TooManyDecimals { .. } => "too_many_decimals",
+            MoneyError::NotPositive => "not_positive",
+            MoneyError::TooLarge { .. } => "too_large",
+            MoneyError::CurrencyMismatch { .. } => "currency_mismatch",
+        };
+        Self::field(field, code, error.to_string())
+    }
+
+    /// The stable machine-readable code.
+    #[must_use]
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Unauthenticated(_) => "unauthenticated",
+            Self::Forbidden(_) => "forbidden",
+            Self::SelfReviewForbidden => "self_review_forbidden",
+            Self::NotFound(_) | Self::RouteNotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::MalformedJson(_) => "malformed_json",
+            Self::InvalidQuery(_) => "invalid_query",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::PayloadTooLarge(_) => "payload_too_large",
+            Self::Validation(_) => "validation_failed",
+            Self::AlreadyDecided => "already_decided",
+            Self::ProblemClosed => "problem_closed",
+            Self::Conflict(_) => "conflict",
+            Self::NoPolicy => "no_policy",
+            Self::IdempotencyKeyReused => "idempotency_key_reused",
+            Self::IdempotencyKeyInFlight => "idempotency_key_in_flight",
+            Self::Unavailable(_) => "service_unavailable",
+            Self::Internal(_) => "internal_error",
+        }
+    }
+
+    fn title(&self) -> &'static str {
+        self.status_code().canonical_reason().unwrap_or("Error")
+    }
+}
+
+/// The problem+json body.
+#[derive(Serialize)]
+struct ProblemBody<'a> {
+    #[serde(rename = "type")]
+    problem_type: String,
+    title: &'a str,
+    status: u16,
+    detail: String,
+    code: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    errors: Option<&'a [FieldError]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_id: Option<String>,
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) | Self::SelfReviewForbidden => StatusCode::FORBIDDEN,
+            Self::NotFound(_) | Self::RouteNotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::MalformedJson(_) | Self::InvalidQuery(_) => StatusCode::BAD_REQUEST,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Validation(_) | Self::NoPolicy | Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::AlreadyDecided | Self::ProblemClosed | Self::Conflict(_) | Self::IdempotencyKeyInFlight => {
+                StatusCode::CONFLICT
+            }
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let request_id = REQUEST_ID.try_with(Clone::clone).ok();
+        match self {
+            Self::Internal(cause) => tracing::error!(request_id = request_id.as_deref(), %cause, "internal error"),
+            Self::Unavailable(cause) => tracing::warn!(request_id = request_id.as_deref(), %cause, "unavailable"),
+            _ => {}
+        }
+        let status = self.status_code();
+        let body = ProblemBody {
+            problem_type: format!("urn:leeway:problem:{}", self.code()),
+            title: self.title(),
+            status: status.as_u16(),
+            detail: self.to_string(),
+            code: self.code(),
+            errors: match self {
+                Self::Validation(errors) => Some(errors),
+                _ => None,
+            },
+            request_id,
+        };
+        let mut response = HttpResponse::build(status);
+        response.insert_header((header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON)));
+        if matches!(self, Self::Unavailable(_)) {
+            response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS.to_string()));
+        }
+        if matches!(self, Self::Unauthenticated(_)) {
+            response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+        }
+        response.body(serde_json::to_string(&body).unwrap_or_default())
+    }
+}
+
+impl From<diesel::result::Error> for ApiError {
+    fn from(error: diesel::result::Error) -> Self {
+        use diesel::result::{DatabaseErrorKind, Error};
+        match &error {
+            Error::DatabaseError(DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::SerializationFailure, _) => {
+                Self::Unavailable(error.to_string())
+            }
+            _ => Self::Internal(error.to_string()),
+        }
+    }
+}
+
+impl From<actix_web::error::BlockingError> for ApiError {
+    fn from(error: actix_web::error::BlockingError) -> Self {
+        Self::Internal(error.to_string())
+    }
+}

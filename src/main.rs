@@ -1,0 +1,76 @@
+//! The `leeway` binary: parses the command line and calls into the library.
+
+use std::net::TcpListener;
+use std::process::ExitCode;
+
+use clap::Parser;
+use leeway::app::{self, AppState};
+use leeway::auth::Tokens;
+use leeway::config::{Cli, Command, Config};
+use leeway::db::{DatabaseUrl, Db};
+use leeway::domain::access::Role;
+use leeway::error::ApiError;
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("LEEWAY_LOG").unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let outcome = Config::resolve(&cli.settings).and_then(|config| match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(&config),
+        Command::Migrate => Db::new(&config.database)?.migrate().map(|()| eprintln!("migrations applied")),
+        Command::Token { subject, ttl_secs } => Tokens::new(&config.jwt)
+            .issue(&subject, ttl_secs)
+            .map(|token| println!("{token}")),
+        Command::Bootstrap { subject, name, email } => bootstrap(&config, subject, name, email),
+    });
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("leeway: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn describe(database: &DatabaseUrl) -> String {
+    match database {
+        DatabaseUrl::Postgres(_) => "PostgreSQL".to_owned(),
+        DatabaseUrl::Sqlite(path) => format!("SQLite at {path}"),
+    }
+}
+
+fn serve(config: &Config) -> Result<(), String> {
+    let state = AppState::new(config)?;
+    state.db.migrate()?;
+    let listener = TcpListener::bind(&config.bind).map_err(|error| format!("cannot listen on {}: {error}", config.bind))?;
+    let address = listener.local_addr().map_err(|error| error.to_string())?;
+    println!("Leeway listening on http://{address} ({})", describe(&config.database));
+    println!("First run? Create the first admin and get a token:");
+    println!("  cargo run --release -- bootstrap --subject admin --name \"Ada Admin\"");
+    println!("  cargo run --release -- token --subject admin");
+    let workers = config.workers;
+    actix_web::rt::System::new()
+        .block_on(async move { app::serve(state, listener, workers)?.await })
+        .map_err(|error| error.to_string())
+}
+
+fn bootstrap(config: &Config, subject: String, name: String, email: Option<String>) -> Result<(), String> {
+    let db = Db::new(&config.database)?;
+    db.migrate()?;
+    let shown_subject = subject.clone();
+    let created = db.write_blocking(|connection| {
+        leeway::api::people::insert_person(connection, None, subject, name, email, None, Role::Admin)
+    });
+    match created {
+        Ok(person) => {
+            println!("created admin {} (subject {shown_subject:?}); get a token with: leeway token --subject {shown_subject}", person.id);
+            Ok(())
+        }
+        Err(ApiError::Conflict(_)) => Err(format!("a person with subject {shown_subject:?} already exists; nothing was changed")),
+        Err(error) => Err(error.to_string()),
+    }
+}
