@@ -24,7 +24,8 @@ pub const TOKEN_LENGTH_MAX: usize = 8_192;
 struct Claims {
     sub: String,
     exp: u64,
-    iat: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    iat: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     iss: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -67,7 +68,7 @@ impl Tokens {
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map_err(|error| error.to_string())?.as_secs();
         let claims = Claims {
             sub: subject.to_owned(),
-            iat: now,
+            iat: Some(now),
             exp: now.saturating_add(ttl_secs),
             iss: self.config.issuer.clone(),
             aud: self.config.audience.clone(),

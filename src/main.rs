@@ -1,5 +1,6 @@
 //! The `leeway` binary: parses the command line and calls into the library.
 
+use std::io::Write;
 use std::net::TcpListener;
 use std::process::ExitCode;
 
@@ -48,10 +49,18 @@ fn serve(config: &Config) -> Result<(), String> {
     state.db.migrate()?;
     let listener = TcpListener::bind(&config.bind).map_err(|error| format!("cannot listen on {}: {error}", config.bind))?;
     let address = listener.local_addr().map_err(|error| error.to_string())?;
-    println!("Leeway listening on http://{address} ({})", describe(&config.database));
-    println!("First run? Create the first admin and get a token:");
-    println!("  cargo run --release -- bootstrap --subject admin --name \"Ada Admin\"");
-    println!("  cargo run --release -- token --subject admin");
+    let banner = format!(
+        "Leeway listening on http://{address} ({})\n\
+         First run? Create the first admin and get a token:\n  \
+         cargo run --release -- bootstrap --subject admin --name \"Ada Admin\"\n  \
+         cargo run --release -- token --subject admin\n",
+        describe(&config.database)
+    );
+    // A server must keep serving when nobody reads its stdout any more, so a
+    // failed write of the banner is not fatal (println! would panic).
+    if std::io::stdout().write_all(banner.as_bytes()).and_then(|()| std::io::stdout().flush()).is_err() {
+        tracing::warn!("could not write the start-up banner to stdout");
+    }
     let workers = config.workers;
     actix_web::rt::System::new()
         .block_on(async move { app::serve(state, listener, workers)?.await })

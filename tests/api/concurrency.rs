@@ -1,0 +1,92 @@
+//! The limit rule under concurrency: many spends at once, within one server
+//! and across two `leeway` processes sharing one database, can never be
+//! auto-approved past the limit.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use futures_util::future::join_all;
+use serde_json::Value;
+
+use crate::backend_tests;
+use crate::helpers::{TEST_SECRET, TestApp, spend_body};
+
+/// Parallel spends per test.
+const SPENDS: usize = 40;
+
+fn count_status(responses: &[crate::helpers::Response], status: &str) -> usize {
+    responses.iter().filter(|response| response.body["status"] == status).count()
+}
+
+async fn assert_exactly_eight_approved(app: &TestApp, problem: &str, responses: &[crate::helpers::Response]) {
+    assert!(responses.iter().all(|response| response.status == 201), "{responses:?}");
+    assert_eq!(count_status(responses, "approved"), 8);
+    assert_eq!(count_status(responses, "pending_review"), SPENDS - 8);
+    let problem = app.get("sam", &format!("/v1/problems/{problem}")).await.body;
+    assert_eq!(problem["approved"]["amount"], "400.00");
+    assert_eq!(problem["pending_review"]["amount"], "1600.00");
+    for response in responses.iter().filter(|response| response.body["status"] == "pending_review") {
+        assert_eq!(response.body["overrun"]["amount"], "50.00");
+    }
+}
+
+/// A `leeway serve` process on the test's database; killed when dropped.
+struct ServerProcess {
+    child: Child,
+    base_url: String,
+    _stdout: BufReader<std::process::ChildStdout>,
+}
+
+impl ServerProcess {
+    fn start(app: &TestApp, data_dir: &std::path::Path) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_leeway"))
+            .arg("serve")
+            .env("LEEWAY_DATABASE_URL", &app.database_url)
+            .env("LEEWAY_JWT_SECRET", TEST_SECRET)
+            .env("LEEWAY_BIND", "127.0.0.1:0")
+            .env("LEEWAY_DATA_DIR", data_dir)
+            .env("LEEWAY_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        let address = line.split("http://").nth(1).and_then(|rest| rest.split_whitespace().next()).unwrap();
+        Self { child, base_url: format!("http://{address}"), _stdout: stdout }
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+backend_tests! {
+    async fn parallel_spends_never_pass_the_limit(app: TestApp) {
+        app.org().await;
+        let problem = app.open_problem("sam", "Race").await;
+        let responses = join_all((0..SPENDS).map(|_| app.spend("sam", &problem, "50.00"))).await;
+        assert_exactly_eight_approved(&app, &problem, &responses).await;
+    }
+
+    async fn two_server_processes_never_pass_the_limit_together(app: TestApp) {
+        app.org().await;
+        let problem = app.open_problem("sam", "Two processes").await;
+        let data_dir = tempfile::tempdir().unwrap();
+        let servers = [ServerProcess::start(&app, data_dir.path()), ServerProcess::start(&app, data_dir.path())];
+        let token = app.token("sam");
+        let requests = (0..SPENDS).map(|index| {
+            let url = format!("{}/v1/problems/{problem}/spends", servers[index % 2].base_url);
+            let request = app.client.post(url).bearer_auth(&token).json(&spend_body("50.00"));
+            async move { crate::helpers::read(request.send().await.unwrap()).await }
+        });
+        let responses = join_all(requests).await;
+        assert_exactly_eight_approved(&app, &problem, &responses).await;
+        let spends: Value = app.get("sam", &format!("/v1/spends?problem_id={problem}&limit=200")).await.body;
+        assert_eq!(spends["items"].as_array().unwrap().len(), SPENDS);
+    }
+}

@@ -1,0 +1,73 @@
+//! Bad input of every kind answers RFC 9457 problem+json and changes nothing.
+
+use reqwest::Method;
+use serde_json::json;
+
+use crate::backend_tests;
+use crate::helpers::{TestApp, read};
+
+async fn raw(app: &TestApp, method: Method, path: &str, content_type: &str, body: Vec<u8>) -> crate::helpers::Response {
+    let request = app
+        .client
+        .request(method, format!("{}{path}", app.base_url))
+        .bearer_auth(app.token("sam"))
+        .header("content-type", content_type)
+        .body(body);
+    read(request.send().await.unwrap()).await
+}
+
+backend_tests! {
+    async fn malformed_bodies_are_refused_as_problem_json(app: TestApp) {
+        app.org().await;
+        let problem = app.open_problem("sam", "Door").await;
+        let path = format!("/v1/problems/{problem}/spends");
+        raw(&app, Method::POST, &path, "application/json", b"{not json".to_vec()).await.assert_problem(400, "malformed_json");
+        raw(&app, Method::POST, &path, "application/json", b"".to_vec()).await.assert_problem(400, "malformed_json");
+        raw(&app, Method::POST, &path, "text/plain", b"{}".to_vec()).await.assert_problem(415, "unsupported_media_type");
+        let huge = format!("{{\"merchant\": \"{}\"}}", "x".repeat(100_000));
+        raw(&app, Method::POST, &path, "application/json", huge.into_bytes()).await.assert_problem(413, "payload_too_large");
+        let mut body = crate::helpers::spend_body("1.00");
+        body["status"] = json!("approved");
+        let mass_assignment = app.post("sam", &path, &body).await;
+        mass_assignment.assert_problem(422, "validation_failed");
+        assert!(mass_assignment.body["errors"][0]["message"].as_str().unwrap().contains("unknown field `status`"));
+        let mut missing = crate::helpers::spend_body("1.00");
+        missing.as_object_mut().unwrap().remove("merchant");
+        app.post("sam", &path, &missing).await.assert_problem(422, "validation_failed");
+        let mut several = crate::helpers::spend_body("1.00");
+        several["merchant"] = json!("  ");
+        several["spent_on"] = json!("yesterday");
+        several["receipt_url"] = json!("javascript:alert(1)");
+        let refused = app.post("sam", &path, &several).await;
+        refused.assert_problem(422, "validation_failed");
+        let fields: Vec<&str> = refused.body["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
+        assert_eq!(fields, ["merchant", "spent_on", "receipt_url"]);
+        let mut future = crate::helpers::spend_body("1.00");
+        future["spent_on"] = json!("2999-01-01");
+        app.post("sam", &path, &future).await.assert_problem(422, "validation_failed");
+        assert_eq!(app.get("sam", &format!("/v1/spends?problem_id={problem}")).await.body["items"], json!([]));
+    }
+
+    async fn bad_paths_queries_and_methods_are_problem_json(app: TestApp) {
+        app.org().await;
+        app.get("sam", "/v1/nothing-here").await.assert_problem(404, "not_found");
+        app.get("sam", "/v1/problems/not-a-uuid").await.assert_problem(404, "not_found");
+        app.get("sam", "/v1/problems/01936d5e-0000-7000-8000-000000000000").await.assert_problem(404, "not_found");
+        app.send(Method::DELETE, "/v1/problems", Some("sam"), None).await.assert_problem(405, "method_not_allowed");
+        app.get("sam", "/v1/spends?status=paid").await.assert_problem(400, "invalid_query");
+        app.get("sam", "/v1/spends?problem_id=42").await.assert_problem(400, "invalid_query");
+        app.get("sam", "/v1/problems?status=maybe").await.assert_problem(400, "invalid_query");
+    }
+
+    async fn every_response_carries_a_request_id(app: TestApp) {
+        let ok = app.send(Method::GET, "/healthz", None, None).await;
+        assert_eq!(ok.status, 200);
+        assert_eq!(ok.body, json!({"status": "ok"}));
+        assert!(ok.header("x-request-id").is_some_and(|id| uuid::Uuid::parse_str(id).is_ok()));
+        let error = app.send(Method::GET, "/v1/me", None, None).await;
+        assert_eq!(error.body["request_id"].as_str(), error.header("x-request-id"));
+        assert_eq!(error.header("x-content-type-options"), Some("nosniff"));
+        let ready = app.send(Method::GET, "/readyz", None, None).await;
+        assert_eq!(ready.body, json!({"status": "ready"}));
+    }
+}

@@ -1,0 +1,97 @@
+//! `Idempotency-Key` on retried POSTs: replay, reuse with another body, in flight.
+
+use diesel::prelude::*;
+use leeway::db::schema::idempotency_keys;
+use reqwest::Method;
+use serde_json::json;
+
+use crate::backend_tests;
+use crate::helpers::spend_body;
+
+backend_tests! {
+    async fn a_retried_spend_is_logged_once(app: TestApp) {
+        app.org().await;
+        let problem = app.open_problem("sam", "Mobile form").await;
+        let path = format!("/v1/problems/{problem}/spends");
+        let body = spend_body("120.00");
+        let key = [("idempotency-key", "\"retry-1\"")];
+        let first = app.send_with(Method::POST, &path, Some("sam"), Some(&body), &key).await;
+        assert_eq!(first.status, 201, "{}", first.body);
+        assert_eq!(first.header("idempotent-replayed"), None);
+        let second = app.send_with(Method::POST, &path, Some("sam"), Some(&body), &key).await;
+        assert_eq!(second.status, 201);
+        assert_eq!(second.body, first.body);
+        assert_eq!(second.header("idempotent-replayed"), Some("true"));
+        let spends = app.get("sam", &format!("/v1/spends?problem_id={problem}")).await;
+        assert_eq!(spends.body["items"].as_array().unwrap().len(), 1);
+        assert_eq!(app.get("sam", &format!("/v1/problems/{problem}")).await.body["approved"]["amount"], "120.00");
+        // Same key, other body: refused, nothing logged.
+        let other = app.send_with(Method::POST, &path, Some("sam"), Some(&spend_body("99.00")), &key).await;
+        other.assert_problem(422, "idempotency_key_reused");
+        // Keys are scoped to the caller: Mia's "retry-1" is a different key.
+        let mias = app.send_with(Method::POST, &path, Some("mia"), Some(&body), &key).await;
+        assert_eq!(mias.status, 201);
+        assert_ne!(mias.id(), first.id());
+        assert_eq!(app.get("sam", &format!("/v1/spends?problem_id={problem}")).await.body["items"].as_array().unwrap().len(), 2);
+    }
+
+    async fn a_retry_while_the_first_is_in_flight_is_409(app: TestApp) {
+        app.org().await;
+        let problem = app.open_problem("sam", "Flaky network").await;
+        let path = format!("/v1/problems/{problem}/spends");
+        let body = spend_body("10.00");
+        let done = app.send_with(Method::POST, &path, Some("sam"), Some(&body), &[("idempotency-key", "k-done")]).await;
+        assert_eq!(done.status, 201);
+        // Simulate a first request still running under key "k-running" for the same body.
+        let fingerprint: String = app
+            .db
+            .write_blocking(|connection| {
+                Ok(idempotency_keys::table
+                    .filter(idempotency_keys::idempotency_key.eq("k-done"))
+                    .select(idempotency_keys::request_fingerprint)
+                    .first(connection)?)
+            })
+            .unwrap();
+        app.execute_sql(&format!(
+            "INSERT INTO idempotency_keys (caller_id, idempotency_key, request_fingerprint, state, created_at, locked_at) \
+             SELECT caller_id, 'k-running', '{fingerprint}', 'in_flight', created_at, locked_at FROM idempotency_keys WHERE idempotency_key = 'k-done'"
+        ));
+        let retry = app.send_with(Method::POST, &path, Some("sam"), Some(&body), &[("idempotency-key", "k-running")]).await;
+        retry.assert_problem(409, "idempotency_key_in_flight");
+        assert_eq!(app.get("sam", &format!("/v1/spends?problem_id={problem}")).await.body["items"].as_array().unwrap().len(), 1);
+        app.send_with(Method::POST, &path, Some("sam"), Some(&body), &[("idempotency-key", "")]).await.assert_problem(422, "validation_failed");
+    }
+
+    async fn a_failed_request_releases_its_key(app: TestApp) {
+        app.org().await;
+        let problem = app.open_problem("sam", "Closed soon").await;
+        let path = format!("/v1/problems/{problem}/spends");
+        app.post("sam", &format!("/v1/problems/{problem}/close"), &json!({})).await;
+        let key = [("idempotency-key", "after-close")];
+        let first = app.send_with(Method::POST, &path, Some("sam"), Some(&spend_body("1.00")), &key).await;
+        first.assert_problem(409, "problem_closed");
+        let again = app.send_with(Method::POST, &path, Some("sam"), Some(&spend_body("1.00")), &key).await;
+        again.assert_problem(409, "problem_closed");
+    }
+
+    async fn problems_and_reviews_honour_keys_too(app: TestApp) {
+        app.org().await;
+        let body = json!({"title": "Once", "success_criteria": "Only one"});
+        let key = [("idempotency-key", "open-once")];
+        let first = app.send_with(Method::POST, "/v1/problems", Some("sam"), Some(&body), &key).await;
+        let second = app.send_with(Method::POST, "/v1/problems", Some("sam"), Some(&body), &key).await;
+        assert_eq!((first.status, second.status), (201, 201));
+        assert_eq!(first.id(), second.id());
+        assert_eq!(app.get("sam", "/v1/problems").await.body["items"].as_array().unwrap().len(), 1);
+        let spend = app.spend("sam", &first.id(), "999.00").await.id();
+        let review = json!({"decision": "approve", "note": "fine"});
+        let path = format!("/v1/spends/{spend}/review");
+        let key = [("idempotency-key", "decide-once")];
+        let decided = app.send_with(Method::POST, &path, Some("mia"), Some(&review), &key).await;
+        let replayed = app.send_with(Method::POST, &path, Some("mia"), Some(&review), &key).await;
+        assert_eq!((decided.status, replayed.status), (200, 200));
+        assert_eq!(decided.body, replayed.body);
+        // Without the key the second decision is a conflict.
+        app.post("mia", &path, &review).await.assert_problem(409, "already_decided");
+    }
+}

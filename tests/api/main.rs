@@ -1,0 +1,14 @@
+//! The integration test binary: the real server over HTTP, on SQLite and on
+//! PostgreSQL. See `helpers.rs` for the harness.
+#![expect(clippy::unwrap_used, clippy::expect_used, reason = "a test fails loudly on anything unexpected")]
+
+mod helpers;
+
+mod access;
+mod cli;
+mod concurrency;
+mod errors;
+mod idempotency;
+mod openapi;
+mod organisation;
+mod spends;

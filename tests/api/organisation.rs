@@ -1,0 +1,129 @@
+//! Teams, people, policies, `/v1/me`, pagination and the audit trail.
+
+use std::collections::HashSet;
+
+use serde_json::json;
+
+use crate::backend_tests;
+
+backend_tests! {
+    async fn me_names_the_caller_and_the_teams_they_manage(app: TestApp) {
+        let org = app.org().await;
+        let me = app.get("mia", "/v1/me").await;
+        assert_eq!(me.status, 200);
+        assert_eq!(me.body["id"], org.mia);
+        assert_eq!(me.body["role"], "manager");
+        assert_eq!(me.body["managed_team_ids"], json!([org.ops]));
+        assert_eq!(app.get("sam", "/v1/me").await.body["managed_team_ids"], json!([]));
+    }
+
+    async fn policies_are_versioned_and_inherited(app: TestApp) {
+        let org = app.org().await;
+        let effective = app.get("eve", &format!("/v1/teams/{}/policy", org.ops_east)).await;
+        assert_eq!(effective.status, 200, "{}", effective.body);
+        assert_eq!(effective.body["team_id"], org.ops);
+        assert_eq!(effective.body["inherited"], true);
+        // A sub-team member's problem takes the inherited limit.
+        let problem = app.post("eve", "/v1/problems", &json!({"title": "Cables", "success_criteria": "Tidy"})).await;
+        assert_eq!(problem.body["limit"]["amount"], "400.00");
+        // The manager above may set the sub-team's own policy; that makes version 1 there.
+        let own = json!({"per_problem_limit": {"amount": "150.00", "currency": "USD"}, "review_sla_hours": 4});
+        let put = app.put("mia", &format!("/v1/teams/{}/policy", org.ops_east), &own).await;
+        assert_eq!(put.status, 200, "{}", put.body);
+        assert_eq!(put.body["version"], 1);
+        let effective = app.get("eve", &format!("/v1/teams/{}/policy", org.ops_east)).await;
+        assert_eq!(effective.body["inherited"], false);
+        assert_eq!(effective.body["per_problem_limit"]["amount"], "150.00");
+        // Members and other teams' managers may not set it.
+        app.put("eve", &format!("/v1/teams/{}/policy", org.ops_east), &own).await.assert_problem(403, "forbidden");
+        app.put("max", &format!("/v1/teams/{}/policy", org.ops), &own).await.assert_problem(403, "forbidden");
+        let second = json!({"per_problem_limit": {"amount": "500.00", "currency": "USD"}, "review_sla_hours": 24});
+        assert_eq!(app.put("admin", &format!("/v1/teams/{}/policy", org.ops), &second).await.body["version"], 2);
+        let versions = app.get("mia", &format!("/v1/teams/{}/policy/versions", org.ops)).await;
+        let amounts: Vec<&str> = versions.body["items"].as_array().unwrap().iter().map(|v| v["per_problem_limit"]["amount"].as_str().unwrap()).collect();
+        assert_eq!(amounts, ["400.00", "500.00"]);
+        let bad = json!({"per_problem_limit": {"amount": "10.00", "currency": "USD"}, "review_sla_hours": 0});
+        app.put("admin", &format!("/v1/teams/{}/policy", org.ops), &bad).await.assert_problem(422, "validation_failed");
+    }
+
+    async fn only_admins_shape_the_organisation(app: TestApp) {
+        let org = app.org().await;
+        app.post("mia", "/v1/teams", &json!({"name": "Shadow"})).await.assert_problem(403, "forbidden");
+        app.post("fin", "/v1/people", &json!({"subject": "x", "name": "X", "role": "admin"})).await.assert_problem(403, "forbidden");
+        app.patch("sam", &format!("/v1/people/{}", org.sam), &json!({"role": "admin"})).await.assert_problem(403, "forbidden");
+        let promoted = app.patch("admin", &format!("/v1/people/{}", org.kim), &json!({"role": "manager", "email": "kim@example.com"})).await;
+        assert_eq!(promoted.status, 200, "{}", promoted.body);
+        assert_eq!(promoted.body["role"], "manager");
+        assert_eq!(promoted.body["email"], "kim@example.com");
+        let taken = app.post("admin", "/v1/people", &json!({"subject": "sam", "name": "Sam 2", "role": "member", "team_id": org.ops})).await;
+        taken.assert_problem(409, "conflict");
+        let no_team = app.post("admin", "/v1/people", &json!({"subject": "nat", "name": "Nat", "role": "member"})).await;
+        no_team.assert_problem(422, "validation_failed");
+        let bad_role = app.post("admin", "/v1/people", &json!({"subject": "nat", "name": "Nat", "role": "boss", "team_id": org.ops})).await;
+        bad_role.assert_problem(422, "validation_failed");
+        // A member cannot manage a team.
+        app.patch("admin", &format!("/v1/teams/{}", org.sales), &json!({"manager_id": org.sam})).await.assert_problem(422, "validation_failed");
+    }
+
+    async fn the_team_tree_never_loops(app: TestApp) {
+        let org = app.org().await;
+        let cycle = app.patch("admin", &format!("/v1/teams/{}", org.ops), &json!({"parent_id": org.ops_east})).await;
+        cycle.assert_problem(422, "validation_failed");
+        let itself = app.patch("admin", &format!("/v1/teams/{}", org.ops), &json!({"parent_id": org.ops})).await;
+        itself.assert_problem(422, "validation_failed");
+        let moved = app.patch("admin", &format!("/v1/teams/{}", org.sales), &json!({"parent_id": org.ops, "name": "Ops Sales"})).await;
+        assert_eq!(moved.status, 200, "{}", moved.body);
+        assert_eq!(moved.body["parent_id"], org.ops);
+        // Mia now reaches Sales problems through the tree.
+        let problem = app.open_problem("lou", "Booth").await;
+        assert_eq!(app.get("mia", &format!("/v1/problems/{problem}")).await.status, 200);
+        let root = app.patch("admin", &format!("/v1/teams/{}", org.sales), &json!({"parent_id": null})).await;
+        assert_eq!(root.body["parent_id"], json!(null));
+        app.get("mia", &format!("/v1/problems/{problem}")).await.assert_problem(404, "not_found");
+    }
+
+    async fn lists_page_with_opaque_cursors(app: TestApp) {
+        for index in 0..5 {
+            assert_eq!(app.post("admin", "/v1/teams", &json!({"name": format!("Team {index}")})).await.status, 201);
+        }
+        let mut seen = HashSet::new();
+        let mut path = "/v1/teams?limit=2".to_owned();
+        let mut pages = 0;
+        loop {
+            let page = app.get("admin", &path).await;
+            assert_eq!(page.status, 200, "{}", page.body);
+            pages += 1;
+            for item in page.body["items"].as_array().unwrap() {
+                assert!(seen.insert(item["id"].as_str().unwrap().to_owned()), "duplicate {item}");
+            }
+            match page.body["next_cursor"].as_str() {
+                Some(cursor) => path = format!("/v1/teams?limit=2&after={cursor}"),
+                None => break,
+            }
+        }
+        assert_eq!((seen.len(), pages), (5, 3));
+        app.get("admin", "/v1/teams?limit=0").await.assert_problem(400, "invalid_query");
+        app.get("admin", "/v1/teams?limit=201").await.assert_problem(400, "invalid_query");
+        app.get("admin", "/v1/teams?after=not-a-cursor").await.assert_problem(400, "invalid_query");
+        app.get("admin", "/v1/teams?limit=abc").await.assert_problem(400, "invalid_query");
+        app.get("admin", "/v1/teams?colour=red").await.assert_problem(400, "invalid_query");
+    }
+
+    async fn every_change_lands_in_the_audit_trail(app: TestApp) {
+        let org = app.org().await;
+        let problem = app.open_problem("sam", "Projector").await;
+        let spend = app.spend("sam", &problem, "500.00").await.id();
+        app.post("mia", &format!("/v1/spends/{spend}/review"), &json!({"decision": "reject", "note": "Too much"})).await;
+        let events = app.get("fin", &format!("/v1/events?problem_id={problem}")).await;
+        assert_eq!(events.status, 200, "{}", events.body);
+        let kinds: Vec<&str> = events.body["items"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
+        assert_eq!(kinds, ["problem.opened", "spend.flagged", "spend.rejected"]);
+        let rejected = &events.body["items"][2];
+        assert_eq!(rejected["actor_id"], org.mia);
+        assert_eq!(rejected["data"]["status"], "rejected");
+        let team_events = app.get("admin", "/v1/events?kind=team.created").await;
+        assert_eq!(team_events.body["items"].as_array().unwrap().len(), 3);
+        app.get("sam", "/v1/events").await.assert_problem(403, "forbidden");
+        app.get("mia", "/v1/events").await.assert_problem(403, "forbidden");
+    }
+}
