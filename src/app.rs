@@ -37,18 +37,29 @@ pub struct AppState {
 impl AppState {
     /// Builds the state from configuration; opens no connection yet.
     pub fn new(config: &Config) -> Result<Self, String> {
-        Ok(Self { db: Db::new(&config.database)?, tokens: Tokens::new(&config.jwt) })
+        Ok(Self {
+            db: Db::new(&config.database)?,
+            tokens: Tokens::new(&config.jwt),
+        })
     }
 }
 
 /// Starts serving on `listener`. The returned server runs until stopped or
 /// signalled (SIGTERM and SIGINT stop it gracefully).
-pub fn serve(state: AppState, listener: TcpListener, workers: Option<usize>) -> std::io::Result<Server> {
+pub fn serve(
+    state: AppState,
+    listener: TcpListener,
+    workers: Option<usize>,
+) -> std::io::Result<Server> {
     let state = web::Data::new(state);
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
-            .app_data(web::JsonConfig::default().limit(BODY_SIZE_MAX).error_handler(json_error))
+            .app_data(
+                web::JsonConfig::default()
+                    .limit(BODY_SIZE_MAX)
+                    .error_handler(json_error),
+            )
             .app_data(web::QueryConfig::default().error_handler(query_error))
             .app_data(web::PathConfig::default().error_handler(path_error))
             .configure(api::routes)
@@ -70,7 +81,9 @@ pub fn serve(state: AppState, listener: TcpListener, workers: Option<usize>) -> 
                     let elapsed_ms = started.elapsed().as_millis();
                     tracing::info!(%request_id, %method, %path, status, elapsed_ms, "request");
                     if let Ok(value) = HeaderValue::from_str(&request_id) {
-                        response.headers_mut().insert(HeaderName::from_static(REQUEST_ID_HEADER), value);
+                        response
+                            .headers_mut()
+                            .insert(HeaderName::from_static(REQUEST_ID_HEADER), value);
                     }
                     Ok(response)
                 })
@@ -85,23 +98,35 @@ pub fn serve(state: AppState, listener: TcpListener, workers: Option<usize>) -> 
     Ok(server.run())
 }
 
+#[expect(
+    clippy::needless_pass_by_value,
+    reason = "the signature actix requires of an error handler"
+)]
 fn json_error(error: JsonPayloadError, _request: &HttpRequest) -> actix_web::Error {
     let api_error = match &error {
         JsonPayloadError::OverflowKnownLength { .. } | JsonPayloadError::Overflow { .. } => {
             ApiError::PayloadTooLarge(BODY_SIZE_MAX)
         }
         JsonPayloadError::ContentType => ApiError::UnsupportedMediaType,
-        JsonPayloadError::Deserialize(cause) if cause.is_data() => ApiError::Validation(vec![FieldError {
-            field: "body".to_owned(),
-            code: "invalid_field",
-            message: cause.to_string(),
-        }]),
-        JsonPayloadError::Deserialize(cause) => ApiError::MalformedJson(format!("the body is not valid JSON: {cause}")),
+        JsonPayloadError::Deserialize(cause) if cause.is_data() => {
+            ApiError::Validation(vec![FieldError {
+                field: "body".to_owned(),
+                code: "invalid_field",
+                message: cause.to_string(),
+            }])
+        }
+        JsonPayloadError::Deserialize(cause) => {
+            ApiError::MalformedJson(format!("the body is not valid JSON: {cause}"))
+        }
         _ => ApiError::MalformedJson(format!("the body could not be read: {error}")),
     };
     api_error.into()
 }
 
+#[expect(
+    clippy::needless_pass_by_value,
+    reason = "the signature actix requires of an error handler"
+)]
 fn query_error(error: QueryPayloadError, _request: &HttpRequest) -> actix_web::Error {
     ApiError::InvalidQuery(format!("the query string is not valid: {error}")).into()
 }

@@ -65,7 +65,10 @@ impl Tokens {
 
     /// Signs a token for `subject` valid for `ttl_secs`.
     pub fn issue(&self, subject: &str, ttl_secs: u64) -> Result<String, String> {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_err(|error| error.to_string())?.as_secs();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_err(|error| error.to_string())?
+            .as_secs();
         let claims = Claims {
             sub: subject.to_owned(),
             iat: Some(now),
@@ -73,25 +76,31 @@ impl Tokens {
             iss: self.config.issuer.clone(),
             aud: self.config.audience.clone(),
         };
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).map_err(|error| error.to_string())
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(|error| error.to_string())
     }
 
     /// Verifies a token and returns its subject.
     pub fn verify(&self, token: &str) -> Result<String, ApiError> {
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).map_err(|error| {
-            use jsonwebtoken::errors::ErrorKind;
-            let detail = match error.kind() {
-                ErrorKind::ExpiredSignature => "the token has expired",
-                ErrorKind::InvalidIssuer => "the token's issuer is not accepted",
-                ErrorKind::InvalidAudience => "the token's audience is not accepted",
-                ErrorKind::MissingRequiredClaim(_) => "the token lacks a required claim (sub, exp)",
-                ErrorKind::ImmatureSignature => "the token is not valid yet",
-                _ => "the token is not valid",
-            };
-            ApiError::Unauthenticated(detail.to_owned())
-        })?;
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map_err(|error| {
+                use jsonwebtoken::errors::ErrorKind;
+                let detail = match error.kind() {
+                    ErrorKind::ExpiredSignature => "the token has expired",
+                    ErrorKind::InvalidIssuer => "the token's issuer is not accepted",
+                    ErrorKind::InvalidAudience => "the token's audience is not accepted",
+                    ErrorKind::MissingRequiredClaim(_) => {
+                        "the token lacks a required claim (sub, exp)"
+                    }
+                    ErrorKind::ImmatureSignature => "the token is not valid yet",
+                    _ => "the token is not valid",
+                };
+                ApiError::Unauthenticated(detail.to_owned())
+            })?;
         if data.claims.sub.is_empty() {
-            return Err(ApiError::Unauthenticated("the token's subject is empty".to_owned()));
+            return Err(ApiError::Unauthenticated(
+                "the token's subject is empty".to_owned(),
+            ));
         }
         Ok(data.claims.sub)
     }
@@ -100,9 +109,14 @@ impl Tokens {
 /// Reads the bearer token from a request.
 fn bearer_token(request: &HttpRequest) -> Result<String, ApiError> {
     let missing = || ApiError::Unauthenticated("send Authorization: Bearer <token>".to_owned());
-    let value = request.headers().get(header::AUTHORIZATION).ok_or_else(missing)?;
+    let value = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .ok_or_else(missing)?;
     if value.len() > TOKEN_LENGTH_MAX {
-        return Err(ApiError::Unauthenticated("the token is too long".to_owned()));
+        return Err(ApiError::Unauthenticated(
+            "the token is too long".to_owned(),
+        ));
     }
     let value = value.to_str().map_err(|_| missing())?;
     let (scheme, token) = value.split_once(' ').ok_or_else(missing)?;
@@ -114,15 +128,24 @@ fn bearer_token(request: &HttpRequest) -> Result<String, ApiError> {
 
 /// Loads the caller behind a verified subject: their person record and, for
 /// managers, the teams they reach.
-fn load_caller(connection: &mut crate::db::DbConnection, subject: &str) -> Result<Caller, ApiError> {
-    let person = people::find_by_subject(connection, subject)?
-        .ok_or_else(|| ApiError::Unauthenticated("no person has this token's subject".to_owned()))?;
-    let role: Role = person
-        .role
-        .parse()
-        .map_err(|()| ApiError::Internal(format!("person {} has unknown role {:?}", person.id, person.role)))?;
+fn load_caller(
+    connection: &mut crate::db::DbConnection,
+    subject: &str,
+) -> Result<Caller, ApiError> {
+    let person = people::find_by_subject(connection, subject)?.ok_or_else(|| {
+        ApiError::Unauthenticated("no person has this token's subject".to_owned())
+    })?;
+    let role: Role = person.role.parse().map_err(|()| {
+        ApiError::Internal(format!(
+            "person {} has unknown role {:?}",
+            person.id, person.role
+        ))
+    })?;
     let (managed_team_ids, scope_team_ids) = if role == Role::Manager {
-        (teams::managed_by(connection, &person.id)?, teams::scope_of_manager(connection, &person.id)?)
+        (
+            teams::managed_by(connection, &person.id)?,
+            teams::scope_of_manager(connection, &person.id)?,
+        )
     } else {
         (Vec::new(), Vec::new())
     };
@@ -143,9 +166,13 @@ impl FromRequest for Caller {
         let state = request.app_data::<web::Data<AppState>>().cloned();
         let token = bearer_token(request);
         Box::pin(async move {
-            let state = state.ok_or_else(|| ApiError::Internal("application state missing".to_owned()))?;
+            let state =
+                state.ok_or_else(|| ApiError::Internal("application state missing".to_owned()))?;
             let subject = state.tokens.verify(&token?)?;
-            state.db.read(move |connection| load_caller(connection, &subject)).await
+            state
+                .db
+                .read(move |connection| load_caller(connection, &subject))
+                .await
         })
     }
 }

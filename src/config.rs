@@ -23,7 +23,11 @@ pub const JWT_LEEWAY_SECS: u64 = 30;
 
 /// The command line.
 #[derive(Debug, Parser)]
-#[command(name = "leeway", version, about = "Delegation budget and approval ledger service")]
+#[command(
+    name = "leeway",
+    version,
+    about = "Delegation budget and approval ledger service"
+)]
 pub struct Cli {
     /// Settings shared by every command.
     #[command(flatten)]
@@ -37,14 +41,29 @@ pub struct Cli {
 #[derive(Debug, Clone, Args)]
 pub struct Settings {
     /// Address to listen on.
-    #[arg(long, env = "LEEWAY_BIND", default_value = "127.0.0.1:8080", global = true)]
+    #[arg(
+        long,
+        env = "LEEWAY_BIND",
+        default_value = "127.0.0.1:8080",
+        global = true
+    )]
     pub bind: String,
     /// Directory for the embedded database and the generated signing secret.
-    #[arg(long, env = "LEEWAY_DATA_DIR", default_value = "./leeway-data", global = true)]
+    #[arg(
+        long,
+        env = "LEEWAY_DATA_DIR",
+        default_value = "./leeway-data",
+        global = true
+    )]
     pub data_dir: PathBuf,
     /// `postgres://...` for PostgreSQL; a file path or `sqlite://PATH` for
     /// SQLite. Default: SQLite at DATA_DIR/leeway.db.
-    #[arg(long, env = "LEEWAY_DATABASE_URL", global = true, hide_env_values = true)]
+    #[arg(
+        long,
+        env = "LEEWAY_DATABASE_URL",
+        global = true,
+        hide_env_values = true
+    )]
     pub database_url: Option<String>,
     /// HS256 signing secret (at least 32 bytes). Default: a random secret
     /// generated once at DATA_DIR/jwt-secret.
@@ -120,14 +139,22 @@ impl Config {
     pub fn resolve(settings: &Settings) -> Result<Self, String> {
         let database = match &settings.database_url {
             Some(url) => DatabaseUrl::parse(url)?,
-            None => DatabaseUrl::Sqlite(settings.data_dir.join(SQLITE_FILE_NAME).to_string_lossy().into_owned()),
+            None => DatabaseUrl::Sqlite(
+                settings
+                    .data_dir
+                    .join(SQLITE_FILE_NAME)
+                    .to_string_lossy()
+                    .into_owned(),
+            ),
         };
         let secret = match &settings.jwt_secret {
             Some(secret) => secret.as_bytes().to_vec(),
             None => read_or_create_secret(&settings.data_dir)?,
         };
         if secret.len() < JWT_SECRET_LENGTH_MIN {
-            return Err(format!("LEEWAY_JWT_SECRET must be at least {JWT_SECRET_LENGTH_MIN} bytes"));
+            return Err(format!(
+                "LEEWAY_JWT_SECRET must be at least {JWT_SECRET_LENGTH_MIN} bytes"
+            ));
         }
         Ok(Self {
             bind: settings.bind.clone(),
@@ -155,7 +182,7 @@ fn read_or_create_secret(data_dir: &Path) -> Result<Vec<u8>, String> {
     match options.open(&path) {
         Ok(mut file) => {
             let bytes: [u8; 32] = rand::random();
-            let secret: String = bytes.iter().map(|byte| format!("{byte:02x}")).collect();
+            let secret = crate::encoding::hex(&bytes);
             file.write_all(secret.as_bytes()).map_err(describe)?;
             file.sync_all().map_err(describe)?;
             Ok(secret.into_bytes())

@@ -92,10 +92,14 @@ pub enum ApiError {
     #[error("{0}")]
     Conflict(String),
     /// The team has no policy in force and no explicit limit was given.
-    #[error("the team has no policy in force: set one with PUT /v1/teams/{{id}}/policy or give an explicit limit")]
+    #[error(
+        "the team has no policy in force: set one with PUT /v1/teams/{{id}}/policy or give an explicit limit"
+    )]
     NoPolicy,
     /// The Idempotency-Key was used before with a different request.
-    #[error("this Idempotency-Key was used with a different request: use a new key for a new request")]
+    #[error(
+        "this Idempotency-Key was used with a different request: use a new key for a new request"
+    )]
     IdempotencyKeyReused,
     /// A request with this Idempotency-Key is still being processed.
     #[error("a request with this Idempotency-Key is still in flight: retry after it completes")]
@@ -112,7 +116,11 @@ impl ApiError {
     /// A validation failure of one field.
     #[must_use]
     pub fn field(field: impl Into<String>, code: &'static str, message: impl Into<String>) -> Self {
-        Self::Validation(vec![FieldError { field: field.into(), code, message: message.into() }])
+        Self::Validation(vec![FieldError {
+            field: field.into(),
+            code,
+            message: message.into(),
+        }])
     }
 
     /// A refused money value at `field`.
@@ -184,10 +192,13 @@ impl ResponseError for ApiError {
             Self::MalformedJson(_) | Self::InvalidQuery(_) => StatusCode::BAD_REQUEST,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::Validation(_) | Self::NoPolicy | Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::AlreadyDecided | Self::ProblemClosed | Self::Conflict(_) | Self::IdempotencyKeyInFlight => {
-                StatusCode::CONFLICT
+            Self::Validation(_) | Self::NoPolicy | Self::IdempotencyKeyReused => {
+                StatusCode::UNPROCESSABLE_ENTITY
             }
+            Self::AlreadyDecided
+            | Self::ProblemClosed
+            | Self::Conflict(_)
+            | Self::IdempotencyKeyInFlight => StatusCode::CONFLICT,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -196,8 +207,12 @@ impl ResponseError for ApiError {
     fn error_response(&self) -> HttpResponse {
         let request_id = REQUEST_ID.try_with(Clone::clone).ok();
         match self {
-            Self::Internal(cause) => tracing::error!(request_id = request_id.as_deref(), %cause, "internal error"),
-            Self::Unavailable(cause) => tracing::warn!(request_id = request_id.as_deref(), %cause, "unavailable"),
+            Self::Internal(cause) => {
+                tracing::error!(request_id = request_id.as_deref(), %cause, "internal error")
+            }
+            Self::Unavailable(cause) => {
+                tracing::warn!(request_id = request_id.as_deref(), %cause, "unavailable")
+            }
             _ => {}
         }
         let status = self.status_code();
@@ -229,9 +244,10 @@ impl From<diesel::result::Error> for ApiError {
     fn from(error: diesel::result::Error) -> Self {
         use diesel::result::{DatabaseErrorKind, Error};
         match &error {
-            Error::DatabaseError(DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::SerializationFailure, _) => {
-                Self::Unavailable(error.to_string())
-            }
+            Error::DatabaseError(
+                DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::SerializationFailure,
+                _,
+            ) => Self::Unavailable(error.to_string()),
             _ => Self::Internal(error.to_string()),
         }
     }

@@ -10,4 +10,5 @@ pub mod auth;
 pub mod config;
 pub mod db;
 pub mod domain;
+pub mod encoding;
 pub mod error;

@@ -15,18 +15,27 @@ use leeway::error::ApiError;
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("LEEWAY_LOG").unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_env("LEEWAY_LOG")
+                .unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let outcome = Config::resolve(&cli.settings).and_then(|config| match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => serve(&config),
-        Command::Migrate => Db::new(&config.database)?.migrate().map(|()| eprintln!("migrations applied")),
-        Command::Token { subject, ttl_secs } => Tokens::new(&config.jwt)
-            .issue(&subject, ttl_secs)
-            .map(|token| println!("{token}")),
-        Command::Bootstrap { subject, name, email } => bootstrap(&config, subject, name, email),
+    let outcome = Config::resolve(&cli.settings).and_then(|config| {
+        match cli.command.unwrap_or(Command::Serve) {
+            Command::Serve => serve(&config),
+            Command::Migrate => Db::new(&config.database)?
+                .migrate()
+                .map(|()| eprintln!("migrations applied")),
+            Command::Token { subject, ttl_secs } => Tokens::new(&config.jwt)
+                .issue(&subject, ttl_secs)
+                .map(|token| println!("{token}")),
+            Command::Bootstrap {
+                subject,
+                name,
+                email,
+            } => bootstrap(&config, subject, name, email),
+        }
     });
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -47,7 +56,8 @@ fn describe(database: &DatabaseUrl) -> String {
 fn serve(config: &Config) -> Result<(), String> {
     let state = AppState::new(config)?;
     state.db.migrate()?;
-    let listener = TcpListener::bind(&config.bind).map_err(|error| format!("cannot listen on {}: {error}", config.bind))?;
+    let listener = TcpListener::bind(&config.bind)
+        .map_err(|error| format!("cannot listen on {}: {error}", config.bind))?;
     let address = listener.local_addr().map_err(|error| error.to_string())?;
     let banner = format!(
         "Leeway listening on http://{address} ({})\n\
@@ -58,7 +68,11 @@ fn serve(config: &Config) -> Result<(), String> {
     );
     // A server must keep serving when nobody reads its stdout any more, so a
     // failed write of the banner is not fatal (println! would panic).
-    if std::io::stdout().write_all(banner.as_bytes()).and_then(|()| std::io::stdout().flush()).is_err() {
+    if std::io::stdout()
+        .write_all(banner.as_bytes())
+        .and_then(|()| std::io::stdout().flush())
+        .is_err()
+    {
         tracing::warn!("could not write the start-up banner to stdout");
     }
     let workers = config.workers;
@@ -67,19 +81,37 @@ fn serve(config: &Config) -> Result<(), String> {
         .map_err(|error| error.to_string())
 }
 
-fn bootstrap(config: &Config, subject: String, name: String, email: Option<String>) -> Result<(), String> {
+fn bootstrap(
+    config: &Config,
+    subject: String,
+    name: String,
+    email: Option<String>,
+) -> Result<(), String> {
     let db = Db::new(&config.database)?;
     db.migrate()?;
     let shown_subject = subject.clone();
     let created = db.write_blocking(|connection| {
-        leeway::api::people::insert_person(connection, None, subject, name, email, None, Role::Admin)
+        leeway::api::people::insert_person(
+            connection,
+            None,
+            subject,
+            name,
+            email,
+            None,
+            Role::Admin,
+        )
     });
     match created {
         Ok(person) => {
-            println!("created admin {} (subject {shown_subject:?}); get a token with: leeway token --subject {shown_subject}", person.id);
+            println!(
+                "created admin {} (subject {shown_subject:?}); get a token with: leeway token --subject {shown_subject}",
+                person.id
+            );
             Ok(())
         }
-        Err(ApiError::Conflict(_)) => Err(format!("a person with subject {shown_subject:?} already exists; nothing was changed")),
+        Err(ApiError::Conflict(_)) => Err(format!(
+            "a person with subject {shown_subject:?} already exists; nothing was changed"
+        )),
         Err(error) => Err(error.to_string()),
     }
 }

@@ -31,7 +31,8 @@ pub struct EventJson {
 impl EventJson {
     fn from_row(row: EventRow) -> Result<Self, ApiError> {
         Ok(Self {
-            data: serde_json::from_str(&row.data).map_err(|error| ApiError::Internal(error.to_string()))?,
+            data: serde_json::from_str(&row.data)
+                .map_err(|error| ApiError::Internal(error.to_string()))?,
             id: row.id,
             occurred_at: rfc3339(row.occurred_at),
             actor_id: row.actor_id,
@@ -62,18 +63,37 @@ pub async fn list(
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     if !caller.reads_everything() {
-        return Err(ApiError::Forbidden("the audit trail is for finance and admins".to_owned()));
+        return Err(ApiError::Forbidden(
+            "the audit trail is for finance and admins".to_owned(),
+        ));
     }
     let query = query.into_inner();
     let page = page_request(query.limit, query.after.as_deref())?;
-    if query.kind.as_ref().is_some_and(|kind| kind.len() > KIND_LENGTH_MAX) {
-        return Err(ApiError::InvalidQuery(format!("kind must be at most {KIND_LENGTH_MAX} characters")));
+    if query
+        .kind
+        .as_ref()
+        .is_some_and(|kind| kind.len() > KIND_LENGTH_MAX)
+    {
+        return Err(ApiError::InvalidQuery(format!(
+            "kind must be at most {KIND_LENGTH_MAX} characters"
+        )));
     }
     let filter = EventFilter {
         kind: query.kind,
-        problem_id: query.problem_id.as_deref().map(|id| parse_query_id(id, "problem_id")).transpose()?,
-        subject_id: query.subject_id.as_deref().map(|id| parse_query_id(id, "subject_id")).transpose()?,
+        problem_id: query
+            .problem_id
+            .as_deref()
+            .map(|id| parse_query_id(id, "problem_id"))
+            .transpose()?,
+        subject_id: query
+            .subject_id
+            .as_deref()
+            .map(|id| parse_query_id(id, "subject_id"))
+            .transpose()?,
     };
-    let rows = state.db.read(move |connection| events::list(connection, &filter, &page)).await?;
+    let rows = state
+        .db
+        .read(move |connection| events::list(connection, &filter, &page))
+        .await?;
     Ok(HttpResponse::Ok().json(ListJson::from_page(rows, EventJson::from_row)?))
 }

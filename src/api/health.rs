@@ -20,11 +20,15 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
     if db::is_ready(&state.db).await {
         Ok(HttpResponse::Ok().json(json!({"status": "ready"})))
     } else {
-        Err(ApiError::Unavailable("the database is not reachable".to_owned()))
+        Err(ApiError::Unavailable(
+            "the database is not reachable".to_owned(),
+        ))
     }
 }
 
 /// `GET /openapi.yaml`.
 pub async fn openapi() -> HttpResponse {
-    HttpResponse::Ok().content_type("application/yaml").body(OPENAPI_YAML)
+    HttpResponse::Ok()
+        .content_type("application/yaml")
+        .body(OPENAPI_YAML)
 }

@@ -36,12 +36,20 @@ pub fn idempotency_key(request: &HttpRequest) -> Result<Option<String>, ApiError
         ApiError::field(
             "Idempotency-Key",
             "invalid_idempotency_key",
-            format!("Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_LENGTH_MAX} visible ASCII characters"),
+            format!(
+                "Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_LENGTH_MAX} visible ASCII characters"
+            ),
         )
     };
     let text = value.to_str().map_err(|_| refuse())?.trim();
-    let key = text.strip_prefix('"').and_then(|rest| rest.strip_suffix('"')).unwrap_or(text);
-    if key.is_empty() || key.len() > IDEMPOTENCY_KEY_LENGTH_MAX || !key.bytes().all(|byte| byte.is_ascii_graphic()) {
+    let key = text
+        .strip_prefix('"')
+        .and_then(|rest| rest.strip_suffix('"'))
+        .unwrap_or(text);
+    if key.is_empty()
+        || key.len() > IDEMPOTENCY_KEY_LENGTH_MAX
+        || !key.bytes().all(|byte| byte.is_ascii_graphic())
+    {
         return Err(refuse());
     }
     Ok(Some(key.to_owned()))
@@ -55,7 +63,7 @@ pub fn fingerprint(route: &str, body: &impl Serialize) -> Result<String, ApiErro
     hasher.update(route.as_bytes());
     hasher.update([0]);
     hasher.update(body.to_string().as_bytes());
-    Ok(hasher.finalize().iter().map(|byte| format!("{byte:02x}")).collect())
+    Ok(crate::encoding::hex(&hasher.finalize()))
 }
 
 /// What a handler hands over to be run at most once per key.
@@ -71,7 +79,11 @@ pub struct Idempotent {
 }
 
 /// Runs `work` in one write transaction, honouring the idempotency key.
-pub async fn respond<T, F>(state: &AppState, request: Idempotent, work: F) -> Result<HttpResponse, ApiError>
+pub async fn respond<T, F>(
+    state: &AppState,
+    request: Idempotent,
+    work: F,
+) -> Result<HttpResponse, ApiError>
 where
     T: Serialize + Send + 'static,
     F: FnOnce(&mut DbConnection) -> Result<T, ApiError> + Send + 'static,
@@ -84,10 +96,13 @@ where
     let claim_key = key.clone();
     let claim = state
         .db
-        .write(move |connection| idempotency::claim(connection, &caller_id, &claim_key, &fingerprint, now()))
+        .write(move |connection| {
+            idempotency::claim(connection, &caller_id, &claim_key, &fingerprint, now())
+        })
         .await?;
     if let Claim::Replay { status, body } = claim {
-        let status = StatusCode::from_u16(status).map_err(|error| ApiError::Internal(error.to_string()))?;
+        let status =
+            StatusCode::from_u16(status).map_err(|error| ApiError::Internal(error.to_string()))?;
         return Ok(HttpResponse::build(status)
             .insert_header((IDEMPOTENT_REPLAYED_HEADER, "true"))
             .content_type("application/json")
@@ -99,16 +114,22 @@ where
         .db
         .write(move |connection| {
             let value = work(connection)?;
-            let body = serde_json::to_string(&value).map_err(|error| ApiError::Internal(error.to_string()))?;
+            let body = serde_json::to_string(&value)
+                .map_err(|error| ApiError::Internal(error.to_string()))?;
             idempotency::complete(connection, &caller_id, &work_key, status.as_u16(), &body)?;
             Ok(body)
         })
         .await;
     match outcome {
-        Ok(body) => Ok(HttpResponse::build(status).content_type("application/json").body(body)),
+        Ok(body) => Ok(HttpResponse::build(status)
+            .content_type("application/json")
+            .body(body)),
         Err(error) => {
             let caller_id = request.caller_id;
-            let released = state.db.write(move |connection| idempotency::release(connection, &caller_id, &key)).await;
+            let released = state
+                .db
+                .write(move |connection| idempotency::release(connection, &caller_id, &key))
+                .await;
             if let Err(release_error) = released {
                 tracing::warn!(%release_error, "could not release an idempotency key; it expires on its own");
             }

@@ -24,5 +24,8 @@ pub async fn show(state: web::Data<AppState>, caller: Caller) -> Result<HttpResp
         .read(move |connection| people::find(connection, &person_id))
         .await?
         .ok_or(ApiError::NotFound("person"))?;
-    Ok(HttpResponse::Ok().json(MeJson { person: person.into(), managed_team_ids: caller.managed_team_ids }))
+    Ok(HttpResponse::Ok().json(MeJson {
+        person: person.into(),
+        managed_team_ids: caller.managed_team_ids,
+    }))
 }

@@ -6,8 +6,8 @@ use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
 use super::types::{
-    Checks, EMAIL_LENGTH_MAX, ListJson, NAME_LENGTH_MAX, PageQuery, SUBJECT_LENGTH_MAX, nullable, page_request,
-    parse_id,
+    Checks, EMAIL_LENGTH_MAX, ListJson, NAME_LENGTH_MAX, PageQuery, SUBJECT_LENGTH_MAX, nullable,
+    page_request, parse_id,
 };
 use crate::app::AppState;
 use crate::db::events::{self, Subject};
@@ -59,6 +59,10 @@ pub struct CreatePerson {
 
 /// `PATCH /v1/people/{id}` body: only the fields sent change.
 #[derive(Debug, Deserialize)]
+#[expect(
+    clippy::option_option,
+    reason = "PATCH tells an absent field (keep) from null (clear)"
+)]
 #[serde(deny_unknown_fields)]
 pub struct UpdatePerson {
     #[serde(default)]
@@ -74,7 +78,11 @@ pub struct UpdatePerson {
 fn check_role(checks: &mut Checks, role: &str) -> Option<Role> {
     let parsed = role.parse::<Role>().ok();
     if parsed.is_none() {
-        checks.refuse("role", "invalid_role", "role must be one of member, manager, finance, admin");
+        checks.refuse(
+            "role",
+            "invalid_role",
+            "role must be one of member, manager, finance, admin",
+        );
     }
     parsed
 }
@@ -82,16 +90,28 @@ fn check_role(checks: &mut Checks, role: &str) -> Option<Role> {
 fn check_email(checks: &mut Checks, email: Option<&str>) -> Option<String> {
     let email = checks.optional_text("email", email, EMAIL_LENGTH_MAX)?;
     if !email.contains('@') || email.contains(char::is_whitespace) {
-        checks.refuse("email", "invalid_email", "email must look like name@example.com");
+        checks.refuse(
+            "email",
+            "invalid_email",
+            "email must look like name@example.com",
+        );
     }
     Some(email)
 }
 
 /// Members and managers need a team; the team must exist.
-fn check_team(connection: &mut DbConnection, role: Role, team_id: Option<&str>) -> Result<Option<String>, ApiError> {
+fn check_team(
+    connection: &mut DbConnection,
+    role: Role,
+    team_id: Option<&str>,
+) -> Result<Option<String>, ApiError> {
     let Some(team_id) = team_id else {
         return if matches!(role, Role::Member | Role::Manager) {
-            Err(ApiError::field("team_id", "required", "members and managers belong to a team"))
+            Err(ApiError::field(
+                "team_id",
+                "required",
+                "members and managers belong to a team",
+            ))
         } else {
             Ok(None)
         };
@@ -102,10 +122,25 @@ fn check_team(connection: &mut DbConnection, role: Role, team_id: Option<&str>) 
     Ok(Some(team_id))
 }
 
-fn record(connection: &mut DbConnection, actor_id: Option<&str>, kind: &str, person: &PersonRow) -> Result<(), ApiError> {
-    let subject =
-        Subject { subject_type: "person", subject_id: &person.id, team_id: person.team_id.as_deref(), problem_id: None };
-    events::record(connection, actor_id, kind, subject, &PersonJson::from(person.clone()))
+fn record(
+    connection: &mut DbConnection,
+    actor_id: Option<&str>,
+    kind: &str,
+    person: &PersonRow,
+) -> Result<(), ApiError> {
+    let subject = Subject {
+        subject_type: "person",
+        subject_id: &person.id,
+        team_id: person.team_id.as_deref(),
+        problem_id: None,
+    };
+    events::record(
+        connection,
+        actor_id,
+        kind,
+        subject,
+        &PersonJson::from(person.clone()),
+    )
 }
 
 /// Creates a person in the caller's transaction; used by the API and by
@@ -116,13 +151,21 @@ pub fn insert_person(
     subject: String,
     name: String,
     email: Option<String>,
-    team_id: Option<String>,
+    team_id: Option<&str>,
     role: Role,
 ) -> Result<PersonRow, ApiError> {
-    let team_id = check_team(connection, role, team_id.as_deref())?;
+    let team_id = check_team(connection, role, team_id)?;
     let at = now();
-    let person =
-        PersonRow { id: new_id(), subject, name, email, team_id, role: role.as_str().to_owned(), created_at: at, updated_at: at };
+    let person = PersonRow {
+        id: new_id(),
+        subject,
+        name,
+        email,
+        team_id,
+        role: role.as_str().to_owned(),
+        created_at: at,
+        updated_at: at,
+    };
     people::insert(connection, &person)?;
     record(connection, actor_id, "person.created", &person)?;
     Ok(person)
@@ -135,7 +178,9 @@ pub async fn create(
     body: web::Json<CreatePerson>,
 ) -> Result<HttpResponse, ApiError> {
     if !caller.administers() {
-        return Err(ApiError::Forbidden("only an admin can add people".to_owned()));
+        return Err(ApiError::Forbidden(
+            "only an admin can add people".to_owned(),
+        ));
     }
     let body = body.into_inner();
     let mut checks = Checks::default();
@@ -148,7 +193,15 @@ pub async fn create(
     let person = state
         .db
         .write(move |connection| {
-            insert_person(connection, Some(&caller.person_id), subject, name, email, body.team_id, role)
+            insert_person(
+                connection,
+                Some(&caller.person_id),
+                subject,
+                name,
+                email,
+                body.team_id.as_deref(),
+                role,
+            )
         })
         .await?;
     Ok(HttpResponse::Created().json(PersonJson::from(person)))
@@ -158,7 +211,10 @@ pub async fn create(
 fn may_see(caller: &Caller, person: &PersonRow) -> bool {
     caller.reads_everything()
         || person.id == caller.person_id
-        || person.team_id.as_deref().is_some_and(|team_id| caller.manages_team(team_id))
+        || person
+            .team_id
+            .as_deref()
+            .is_some_and(|team_id| caller.manages_team(team_id))
 }
 
 /// `GET /v1/people`.
@@ -171,9 +227,15 @@ pub async fn list(
     let in_teams = if caller.reads_everything() {
         None
     } else {
-        Some((caller.person_id.clone(), caller.scope_team_ids.iter().cloned().collect::<Vec<_>>()))
+        Some((
+            caller.person_id.clone(),
+            caller.scope_team_ids.iter().cloned().collect::<Vec<_>>(),
+        ))
     };
-    let rows = state.db.read(move |connection| people::list(connection, in_teams.as_ref(), &page)).await?;
+    let rows = state
+        .db
+        .read(move |connection| people::list(connection, in_teams.as_ref(), &page))
+        .await?;
     Ok(HttpResponse::Ok().json(ListJson::from_page(rows, |row| Ok(PersonJson::from(row)))?))
 }
 
@@ -184,9 +246,14 @@ pub async fn show(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&path, "person")?;
-    let person = state.db.read(move |connection| people::find(connection, &id)).await?;
+    let person = state
+        .db
+        .read(move |connection| people::find(connection, &id))
+        .await?;
     match person {
-        Some(person) if may_see(&caller, &person) => Ok(HttpResponse::Ok().json(PersonJson::from(person))),
+        Some(person) if may_see(&caller, &person) => {
+            Ok(HttpResponse::Ok().json(PersonJson::from(person)))
+        }
         _ => Err(ApiError::NotFound("person")),
     }
 }
@@ -199,14 +266,21 @@ pub async fn update(
     body: web::Json<UpdatePerson>,
 ) -> Result<HttpResponse, ApiError> {
     if !caller.administers() {
-        return Err(ApiError::Forbidden("only an admin can change people".to_owned()));
+        return Err(ApiError::Forbidden(
+            "only an admin can change people".to_owned(),
+        ));
     }
     let id = parse_id(&path, "person")?;
     let body = body.into_inner();
     let mut checks = Checks::default();
     let name = checks.optional_text("name", body.name.as_deref(), NAME_LENGTH_MAX);
-    let email = body.email.map(|email| check_email(&mut checks, email.as_deref()));
-    let role = body.role.as_deref().map(|role| check_role(&mut checks, role));
+    let email = body
+        .email
+        .map(|email| check_email(&mut checks, email.as_deref()));
+    let role = body
+        .role
+        .as_deref()
+        .map(|role| check_role(&mut checks, role));
     checks.finish()?;
     let person = state
         .db
@@ -220,17 +294,25 @@ pub async fn update(
             }
             let role = match role.flatten() {
                 Some(role) => role,
-                None => person.role.parse().map_err(|()| ApiError::Internal("stored role is unknown".to_owned()))?,
+                None => person
+                    .role
+                    .parse()
+                    .map_err(|()| ApiError::Internal("stored role is unknown".to_owned()))?,
             };
             let team_id = match body.team_id {
                 Some(team_id) => team_id,
                 None => person.team_id.clone(),
             };
             person.team_id = check_team(connection, role, team_id.as_deref())?;
-            person.role = role.as_str().to_owned();
+            role.as_str().clone_into(&mut person.role);
             person.updated_at = now();
             people::update(connection, &person)?;
-            record(connection, Some(&caller.person_id), "person.updated", &person)?;
+            record(
+                connection,
+                Some(&caller.person_id),
+                "person.updated",
+                &person,
+            )?;
             Ok(person)
         })
         .await?;

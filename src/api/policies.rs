@@ -5,7 +5,9 @@
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
-use super::types::{Checks, ListJson, MoneyInput, MoneyJson, PageQuery, page_request, parse_id, stored_money};
+use super::types::{
+    Checks, ListJson, MoneyInput, MoneyJson, PageQuery, page_request, parse_id, stored_money,
+};
 use crate::app::AppState;
 use crate::db::events::{self, Subject};
 use crate::db::policies::{self, PolicyRow};
@@ -63,19 +65,27 @@ pub async fn put(
     let mut checks = Checks::default();
     let limit = checks.money("per_problem_limit", &body.per_problem_limit);
     if !(1..=REVIEW_SLA_HOURS_MAX).contains(&body.review_sla_hours) {
-        checks.refuse("review_sla_hours", "out_of_range", format!("review_sla_hours must be 1 to {REVIEW_SLA_HOURS_MAX}"));
+        checks.refuse(
+            "review_sla_hours",
+            "out_of_range",
+            format!("review_sla_hours must be 1 to {REVIEW_SLA_HOURS_MAX}"),
+        );
     }
     checks.finish()?;
-    let limit = limit.ok_or_else(|| ApiError::Internal("limit passed checks unparsed".to_owned()))?;
+    let limit =
+        limit.ok_or_else(|| ApiError::Internal("limit passed checks unparsed".to_owned()))?;
     let review_sla_hours = body.review_sla_hours;
     let policy = state
         .db
         .write(move |connection| {
             teams::find(connection, &team_id)?.ok_or(ApiError::NotFound("team"))?;
             if !caller.may_set_policy(&team_id) {
-                return Err(ApiError::Forbidden("only an admin or a manager of this team can set its policy".to_owned()));
+                return Err(ApiError::Forbidden(
+                    "only an admin or a manager of this team can set its policy".to_owned(),
+                ));
             }
-            let version = policies::latest(connection, &team_id)?.map_or(1, |latest| latest.version + 1);
+            let version =
+                policies::latest(connection, &team_id)?.map_or(1, |latest| latest.version + 1);
             let policy = PolicyRow {
                 team_id: team_id.clone(),
                 version,
@@ -86,8 +96,19 @@ pub async fn put(
                 created_by: caller.person_id.clone(),
             };
             policies::insert(connection, &policy)?;
-            let subject = Subject { subject_type: "policy", subject_id: &team_id, team_id: Some(&team_id), problem_id: None };
-            events::record(connection, Some(&caller.person_id), "policy.versioned", subject, &PolicyJson::from_row(policy.clone(), None)?)?;
+            let subject = Subject {
+                subject_type: "policy",
+                subject_id: &team_id,
+                team_id: Some(&team_id),
+                problem_id: None,
+            };
+            events::record(
+                connection,
+                Some(&caller.person_id),
+                "policy.versioned",
+                subject,
+                &PolicyJson::from_row(policy.clone(), None)?,
+            )?;
             Ok(policy)
         })
         .await?;
@@ -130,5 +151,7 @@ pub async fn versions(
             policies::versions(connection, &team_id, &page)
         })
         .await?;
-    Ok(HttpResponse::Ok().json(ListJson::from_page(rows, |row| PolicyJson::from_row(row, None))?))
+    Ok(HttpResponse::Ok().json(ListJson::from_page(rows, |row| {
+        PolicyJson::from_row(row, None)
+    })?))
 }

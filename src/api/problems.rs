@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use super::idempotency::{self, Idempotent};
 use super::types::{
-    Checks, ListJson, MoneyInput, MoneyJson, TEXT_LENGTH_MAX, TITLE_LENGTH_MAX, page_request, parse_id, stored_money,
+    Checks, ListJson, MoneyInput, MoneyJson, TEXT_LENGTH_MAX, TITLE_LENGTH_MAX, page_request,
+    parse_id, stored_money,
 };
 use crate::app::AppState;
 use crate::db::events::{self, Subject};
@@ -86,11 +87,18 @@ pub fn totals(row: &ProblemRow) -> Totals {
 /// The access-rule view of a stored problem.
 #[must_use]
 pub fn problem_ref(row: &ProblemRow) -> ProblemRef<'_> {
-    ProblemRef { team_id: &row.team_id, owner_id: &row.owner_id }
+    ProblemRef {
+        team_id: &row.team_id,
+        owner_id: &row.owner_id,
+    }
 }
 
 /// Loads a problem the caller may see; anything else is 404.
-pub fn find_visible(connection: &mut DbConnection, caller: &Caller, id: &str) -> Result<ProblemRow, ApiError> {
+pub fn find_visible(
+    connection: &mut DbConnection,
+    caller: &Caller,
+    id: &str,
+) -> Result<ProblemRow, ApiError> {
     problems::find(connection, id)?
         .filter(|problem| caller.may_read_problem(problem_ref(problem)))
         .ok_or(ApiError::NotFound("problem"))
@@ -157,31 +165,79 @@ pub async fn create(
     let new = NewProblem {
         title: checks.text("title", &body.title, TITLE_LENGTH_MAX),
         success_criteria: checks.text("success_criteria", &body.success_criteria, TEXT_LENGTH_MAX),
-        limit: body.limit.as_ref().and_then(|limit| checks.money("limit", limit)),
-        team_id: body.team_id.as_deref().map(|id| parse_id(id, "team").unwrap_or_else(|_| id.to_owned())),
-        owner_id: body.owner_id.as_deref().map(|id| parse_id(id, "person").unwrap_or_else(|_| id.to_owned())),
+        limit: body
+            .limit
+            .as_ref()
+            .and_then(|limit| checks.money("limit", limit)),
+        team_id: body
+            .team_id
+            .as_deref()
+            .map(|id| parse_id(id, "team").unwrap_or_else(|_| id.to_owned())),
+        owner_id: body
+            .owner_id
+            .as_deref()
+            .map(|id| parse_id(id, "person").unwrap_or_else(|_| id.to_owned())),
     };
     checks.finish()?;
-    let request = Idempotent { caller_id: caller.person_id.clone(), key, fingerprint, status: StatusCode::CREATED };
-    idempotency::respond(&state, request, move |connection| open(connection, &caller, new)).await
+    let request = Idempotent {
+        caller_id: caller.person_id.clone(),
+        key,
+        fingerprint,
+        status: StatusCode::CREATED,
+    };
+    idempotency::respond(&state, request, move |connection| {
+        open(connection, &caller, new)
+    })
+    .await
 }
 
 /// Opens a problem: who owns it, in which team, and the limit pinned from
 /// the policy in force (or set explicitly by a manager).
-fn open(connection: &mut DbConnection, caller: &Caller, new: NewProblem) -> Result<ProblemJson, ApiError> {
+fn open(
+    connection: &mut DbConnection,
+    caller: &Caller,
+    new: NewProblem,
+) -> Result<ProblemJson, ApiError> {
     let owner_id = new.owner_id.unwrap_or_else(|| caller.person_id.clone());
     let owner = people::find(connection, &owner_id)?
-        .filter(|owner| owner.id == caller.person_id || caller.reads_everything() || owner.team_id.as_deref().is_some_and(|team| caller.manages_team(team)))
-        .ok_or_else(|| ApiError::field("owner_id", "invalid_owner", "no person you can open problems for has this id"))?;
+        .filter(|owner| {
+            owner.id == caller.person_id
+                || caller.reads_everything()
+                || owner
+                    .team_id
+                    .as_deref()
+                    .is_some_and(|team| caller.manages_team(team))
+        })
+        .ok_or_else(|| {
+            ApiError::field(
+                "owner_id",
+                "invalid_owner",
+                "no person you can open problems for has this id",
+            )
+        })?;
     if !matches!(owner.role.parse(), Ok(Role::Member | Role::Manager)) {
-        return Err(ApiError::field("owner_id", "invalid_owner", "a problem's owner must be a member or a manager"));
+        return Err(ApiError::field(
+            "owner_id",
+            "invalid_owner",
+            "a problem's owner must be a member or a manager",
+        ));
     }
     let team_id = new
         .team_id
         .or_else(|| owner.team_id.clone())
-        .ok_or_else(|| ApiError::field("team_id", "required", "the owner belongs to no team: give team_id"))?;
+        .ok_or_else(|| {
+            ApiError::field(
+                "team_id",
+                "required",
+                "the owner belongs to no team: give team_id",
+            )
+        })?;
     if teams::find(connection, &team_id)?.is_none() {
-        return Err(ApiError::field("team_id", "invalid_team", "no team has this id"));
+        return Err(ApiError::field(
+            "team_id",
+            "invalid_team",
+            "no team has this id",
+        ));
     }
     if !caller.may_open_problem(&team_id, &owner.id, owner.team_id.as_deref()) {
         return Err(ApiError::Forbidden(
@@ -192,15 +248,25 @@ fn open(connection: &mut DbConnection, caller: &Caller, new: NewProblem) -> Resu
     let policy = policies::effective(connection, &chain)?;
     let (limit, pinned_from) = match (new.limit, &policy) {
         (Some(limit), _) if !caller.manages_team(&team_id) => {
-            return Err(ApiError::Forbidden(format!("only a manager of the team can set a problem's limit (asked {limit})")));
+            return Err(ApiError::Forbidden(format!(
+                "only a manager of the team can set a problem's limit (asked {limit})"
+            )));
         }
         (Some(limit), Some(policy)) => {
             let currency = stored_currency(&policy.currency)?;
-            (limit.require_currency(currency).map_err(|error| ApiError::money("limit", &error))?, None)
+            (
+                limit
+                    .require_currency(currency)
+                    .map_err(|error| ApiError::money("limit", &error))?,
+                None,
+            )
         }
         (Some(limit), None) => (limit, None),
         (None, Some(policy)) => {
-            let limit = Money::from_minor(policy.per_problem_limit_minor, stored_currency(&policy.currency)?);
+            let limit = Money::from_minor(
+                policy.per_problem_limit_minor,
+                stored_currency(&policy.currency)?,
+            );
             (limit, Some((policy.team_id.clone(), policy.version)))
         }
         (None, None) => return Err(ApiError::NoPolicy),
@@ -230,7 +296,12 @@ fn open(connection: &mut DbConnection, caller: &Caller, new: NewProblem) -> Resu
 }
 
 /// Writes the problem's event and returns its JSON.
-fn record(connection: &mut DbConnection, caller: &Caller, kind: &str, problem: &ProblemRow) -> Result<ProblemJson, ApiError> {
+fn record(
+    connection: &mut DbConnection,
+    caller: &Caller,
+    kind: &str,
+    problem: &ProblemRow,
+) -> Result<ProblemJson, ApiError> {
     let json = ProblemJson::from_row(problem.clone())?;
     let subject = Subject {
         subject_type: "problem",
@@ -244,7 +315,8 @@ fn record(connection: &mut DbConnection, caller: &Caller, kind: &str, problem: &
 
 /// A currency read back from the database.
 pub fn stored_currency(code: &str) -> Result<Currency, ApiError> {
-    Currency::from_code(code).ok_or_else(|| ApiError::Internal(format!("stored currency {code:?} is unknown")))
+    Currency::from_code(code)
+        .ok_or_else(|| ApiError::Internal(format!("stored currency {code:?} is unknown")))
 }
 
 /// `GET /v1/problems`.
@@ -257,16 +329,29 @@ pub async fn list(
     let page = page_request(query.limit, query.after.as_deref())?;
     if let Some(status) = &query.status {
         if !matches!(status.as_str(), "open" | "closed") {
-            return Err(ApiError::InvalidQuery("status must be open or closed".to_owned()));
+            return Err(ApiError::InvalidQuery(
+                "status must be open or closed".to_owned(),
+            ));
         }
     }
     let filter = ProblemFilter {
-        team_id: query.team_id.as_deref().map(|id| parse_query_id(id, "team_id")).transpose()?,
-        owner_id: query.owner_id.as_deref().map(|id| parse_query_id(id, "owner_id")).transpose()?,
+        team_id: query
+            .team_id
+            .as_deref()
+            .map(|id| parse_query_id(id, "team_id"))
+            .transpose()?,
+        owner_id: query
+            .owner_id
+            .as_deref()
+            .map(|id| parse_query_id(id, "owner_id"))
+            .transpose()?,
         status: query.status,
     };
     let visibility = visibility(&caller);
-    let rows = state.db.read(move |connection| problems::list(connection, &visibility, &filter, &page)).await?;
+    let rows = state
+        .db
+        .read(move |connection| problems::list(connection, &visibility, &filter, &page))
+        .await?;
     Ok(HttpResponse::Ok().json(ListJson::from_page(rows, ProblemJson::from_row)?))
 }
 
@@ -295,7 +380,10 @@ pub async fn show(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&path, "problem")?;
-    let problem = state.db.read(move |connection| find_visible(connection, &caller, &id)).await?;
+    let problem = state
+        .db
+        .read(move |connection| find_visible(connection, &caller, &id))
+        .await?;
     Ok(HttpResponse::Ok().json(ProblemJson::from_row(problem)?))
 }
 
@@ -311,15 +399,24 @@ pub async fn update(
     let body = body.into_inner();
     let mut checks = Checks::default();
     let title = checks.optional_text("title", body.title.as_deref(), TITLE_LENGTH_MAX);
-    let success_criteria = checks.optional_text("success_criteria", body.success_criteria.as_deref(), TEXT_LENGTH_MAX);
-    let limit = body.limit.as_ref().and_then(|limit| checks.money("limit", limit));
+    let success_criteria = checks.optional_text(
+        "success_criteria",
+        body.success_criteria.as_deref(),
+        TEXT_LENGTH_MAX,
+    );
+    let limit = body
+        .limit
+        .as_ref()
+        .and_then(|limit| checks.money("limit", limit));
     checks.finish()?;
     let problem = state
         .db
         .write(move |connection| {
             let mut problem = find_visible(connection, &caller, &id)?;
             if !caller.may_edit_problem(problem_ref(&problem)) {
-                return Err(ApiError::Forbidden("only the owner or a manager of the team can change a problem".to_owned()));
+                return Err(ApiError::Forbidden(
+                    "only the owner or a manager of the team can change a problem".to_owned(),
+                ));
             }
             let at = now();
             if title.is_some() || success_criteria.is_some() {
@@ -346,7 +443,9 @@ fn set_limit(
     at: chrono::NaiveDateTime,
 ) -> Result<(), ApiError> {
     if !caller.may_set_problem_limit(problem_ref(problem)) {
-        return Err(ApiError::Forbidden("only a manager of the team can change a problem's limit".to_owned()));
+        return Err(ApiError::Forbidden(
+            "only a manager of the team can change a problem's limit".to_owned(),
+        ));
     }
     let limit = limit
         .require_currency(stored_currency(&problem.currency)?)
@@ -354,7 +453,11 @@ fn set_limit(
     if problems::set_limit(connection, &problem.id, limit.minor(), at)? {
         Ok(())
     } else {
-        Err(ApiError::field("limit", "below_approved", "the limit cannot be set below what is already approved"))
+        Err(ApiError::field(
+            "limit",
+            "below_approved",
+            "the limit cannot be set below what is already approved",
+        ))
     }
 }
 
@@ -370,7 +473,9 @@ pub async fn close(
         .write(move |connection| {
             let problem = find_visible(connection, &caller, &id)?;
             if !caller.may_edit_problem(problem_ref(&problem)) {
-                return Err(ApiError::Forbidden("only the owner or a manager of the team can close a problem".to_owned()));
+                return Err(ApiError::Forbidden(
+                    "only the owner or a manager of the team can close a problem".to_owned(),
+                ));
             }
             if !problems::close(connection, &id, now())? {
                 return Err(ApiError::ProblemClosed);

@@ -44,7 +44,8 @@ pub async fn decide(
 ) -> Result<HttpResponse, ApiError> {
     let spend_id = parse_id(&path, "spend")?;
     let key = idempotency::idempotency_key(&request)?;
-    let fingerprint = idempotency::fingerprint(&format!("POST /v1/spends/{spend_id}/review"), &*body)?;
+    let fingerprint =
+        idempotency::fingerprint(&format!("POST /v1/spends/{spend_id}/review"), &*body)?;
     let body = body.into_inner();
     let mut checks = Checks::default();
     let note = checks.optional_text("note", body.note.as_deref(), TEXT_LENGTH_MAX);
@@ -53,7 +54,12 @@ pub async fn decide(
     }
     checks.finish()?;
     let decision = body.decision;
-    let request = Idempotent { caller_id: caller.person_id.clone(), key, fingerprint, status: StatusCode::OK };
+    let request = Idempotent {
+        caller_id: caller.person_id.clone(),
+        key,
+        fingerprint,
+        status: StatusCode::OK,
+    };
     idempotency::respond(&state, request, move |connection| {
         apply(connection, &caller, &spend_id, decision, note.as_deref())
     })
@@ -72,7 +78,9 @@ fn apply(
         Ok(()) => {}
         Err(ReviewDenied::OwnSpend) => return Err(ApiError::SelfReviewForbidden),
         Err(ReviewDenied::NotAReviewer) => {
-            return Err(ApiError::Forbidden("only a manager of the problem's team can review its spends".to_owned()));
+            return Err(ApiError::Forbidden(
+                "only a manager of the problem's team can review its spends".to_owned(),
+            ));
         }
     }
     let (status, approved, kind) = match decision {
@@ -80,7 +88,12 @@ fn apply(
         DecisionKind::Reject => ("rejected", false, "spend.rejected"),
     };
     let decided_at = now();
-    let recorded = Decision { status, decided_by: &caller.person_id, decided_at, note };
+    let recorded = Decision {
+        status,
+        decided_by: &caller.person_id,
+        decided_at,
+        note,
+    };
     if !spends::decide(connection, spend_id, &recorded)? {
         return Err(ApiError::AlreadyDecided);
     }
@@ -101,10 +114,15 @@ pub async fn queue(
         let team_ids: Vec<String> = caller.scope_team_ids.iter().cloned().collect();
         state
             .db
-            .read(move |connection| spends::review_queue(connection, &caller.person_id, &team_ids, &page))
+            .read(move |connection| {
+                spends::review_queue(connection, &caller.person_id, &team_ids, &page)
+            })
             .await?
     } else {
-        Page { items: Vec::new(), next_after: None }
+        Page {
+            items: Vec::new(),
+            next_after: None,
+        }
     };
     Ok(HttpResponse::Ok().json(ListJson::from_page(rows, SpendJson::from_row)?))
 }

@@ -7,10 +7,12 @@ use chrono::{Days, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::idempotency::{self, Idempotent};
-use super::problems::{find_visible, parse_query_id, problem_ref, stored_currency, totals, visibility};
+use super::problems::{
+    find_visible, parse_query_id, problem_ref, stored_currency, totals, visibility,
+};
 use super::types::{
-    CATEGORY_LENGTH_MAX, Checks, ListJson, MoneyInput, MoneyJson, NAME_LENGTH_MAX, TEXT_LENGTH_MAX, page_request,
-    parse_id, stored_money,
+    CATEGORY_LENGTH_MAX, Checks, ListJson, MoneyInput, MoneyJson, NAME_LENGTH_MAX, TEXT_LENGTH_MAX,
+    page_request, parse_id, stored_money,
 };
 use crate::app::AppState;
 use crate::db::events::{self, Subject};
@@ -21,7 +23,13 @@ use crate::domain::money::Money;
 use crate::error::ApiError;
 
 /// Every spend status, as stored and in JSON.
-pub const SPEND_STATUSES: [&str; 5] = ["approved", "pending_review", "approved_by_manager", "rejected", "voided"];
+pub const SPEND_STATUSES: [&str; 5] = [
+    "approved",
+    "pending_review",
+    "approved_by_manager",
+    "rejected",
+    "voided",
+];
 
 /// Days after today (UTC) a `spent_on` may lie: a purchase made in a time
 /// zone ahead of UTC is already "tomorrow" there.
@@ -52,7 +60,10 @@ impl SpendJson {
     pub fn from_row(row: SpendRow) -> Result<Self, ApiError> {
         Ok(Self {
             amount: stored_money(row.amount_minor, &row.currency)?,
-            overrun: row.overrun_minor.map(|overrun| stored_money(overrun, &row.currency)).transpose()?,
+            overrun: row
+                .overrun_minor
+                .map(|overrun| stored_money(overrun, &row.currency))
+                .transpose()?,
             id: row.id,
             problem_id: row.problem_id,
             status: row.status,
@@ -107,12 +118,22 @@ pub struct ListQuery {
 
 fn check_spent_on(checks: &mut Checks, text: &str) -> Option<NaiveDate> {
     let Ok(date) = NaiveDate::parse_from_str(text, "%Y-%m-%d") else {
-        checks.refuse("spent_on", "invalid_date", "spent_on must be a date such as \"2026-11-25\"");
+        checks.refuse(
+            "spent_on",
+            "invalid_date",
+            "spent_on must be a date such as \"2026-11-25\"",
+        );
         return None;
     };
-    let latest = Utc::now().date_naive().checked_add_days(Days::new(SPENT_ON_FUTURE_DAYS_MAX));
+    let latest = Utc::now()
+        .date_naive()
+        .checked_add_days(Days::new(SPENT_ON_FUTURE_DAYS_MAX));
     if latest.is_some_and(|latest| date > latest) {
-        checks.refuse("spent_on", "in_the_future", "spent_on cannot be in the future");
+        checks.refuse(
+            "spent_on",
+            "in_the_future",
+            "spent_on cannot be in the future",
+        );
     }
     Some(date)
 }
@@ -127,7 +148,8 @@ pub async fn create(
 ) -> Result<HttpResponse, ApiError> {
     let problem_id = parse_id(&path, "problem")?;
     let key = idempotency::idempotency_key(&request)?;
-    let fingerprint = idempotency::fingerprint(&format!("POST /v1/problems/{problem_id}/spends"), &*body)?;
+    let fingerprint =
+        idempotency::fingerprint(&format!("POST /v1/problems/{problem_id}/spends"), &*body)?;
     let body = body.into_inner();
     let mut checks = Checks::default();
     let amount = checks.money("amount", &body.amount);
@@ -138,18 +160,42 @@ pub async fn create(
     let receipt_url = checks.url("receipt_url", body.receipt_url.as_deref());
     checks.finish()?;
     let (Some(amount), Some(spent_on)) = (amount, spent_on) else {
-        return Err(ApiError::Internal("spend passed checks unparsed".to_owned()));
+        return Err(ApiError::Internal(
+            "spend passed checks unparsed".to_owned(),
+        ));
     };
-    let new = NewSpend { amount, merchant, description, category, spent_on, receipt_url };
-    let request = Idempotent { caller_id: caller.person_id.clone(), key, fingerprint, status: StatusCode::CREATED };
-    idempotency::respond(&state, request, move |connection| log(connection, &caller, &problem_id, new)).await
+    let new = NewSpend {
+        amount,
+        merchant,
+        description,
+        category,
+        spent_on,
+        receipt_url,
+    };
+    let request = Idempotent {
+        caller_id: caller.person_id.clone(),
+        key,
+        fingerprint,
+        status: StatusCode::CREATED,
+    };
+    idempotency::respond(&state, request, move |connection| {
+        log(connection, &caller, &problem_id, new)
+    })
+    .await
 }
 
 /// Logs a spend under the limit rule, atomically with its totals and event.
-fn log(connection: &mut DbConnection, caller: &Caller, problem_id: &str, new: NewSpend) -> Result<SpendJson, ApiError> {
+fn log(
+    connection: &mut DbConnection,
+    caller: &Caller,
+    problem_id: &str,
+    new: NewSpend,
+) -> Result<SpendJson, ApiError> {
     let problem = find_visible(connection, caller, problem_id)?;
     if !caller.may_log_spend(problem_ref(&problem)) {
-        return Err(ApiError::Forbidden("only the problem's owner or a manager of its team can log spends".to_owned()));
+        return Err(ApiError::Forbidden(
+            "only the problem's owner or a manager of its team can log spends".to_owned(),
+        ));
     }
     let amount = new
         .amount
@@ -178,7 +224,11 @@ fn log(connection: &mut DbConnection, caller: &Caller, problem_id: &str, new: Ne
         decision_note: None,
     };
     spends::insert(connection, &spend)?;
-    let kind = if overrun_minor.is_some() { "spend.flagged" } else { "spend.approved" };
+    let kind = if overrun_minor.is_some() {
+        "spend.flagged"
+    } else {
+        "spend.approved"
+    };
     record(connection, caller, kind, &spend, &problem.team_id)
 }
 
@@ -218,8 +268,12 @@ pub fn record(
     team_id: &str,
 ) -> Result<SpendJson, ApiError> {
     let json = SpendJson::from_row(spend.clone())?;
-    let subject =
-        Subject { subject_type: "spend", subject_id: &spend.id, team_id: Some(team_id), problem_id: Some(&spend.problem_id) };
+    let subject = Subject {
+        subject_type: "spend",
+        subject_id: &spend.id,
+        team_id: Some(team_id),
+        problem_id: Some(&spend.problem_id),
+    };
     events::record(connection, Some(&caller.person_id), kind, subject, &json)?;
     Ok(json)
 }
@@ -227,9 +281,9 @@ pub fn record(
 /// Checks a `status` query value.
 pub fn parse_status(status: Option<String>) -> Result<Option<String>, ApiError> {
     match status {
-        Some(status) if !SPEND_STATUSES.contains(&status.as_str()) => {
-            Err(ApiError::InvalidQuery(format!("status must be one of {}", SPEND_STATUSES.join(", "))))
-        }
+        Some(status) if !SPEND_STATUSES.contains(&status.as_str()) => Err(ApiError::InvalidQuery(
+            format!("status must be one of {}", SPEND_STATUSES.join(", ")),
+        )),
         other => Ok(other),
     }
 }
@@ -243,12 +297,23 @@ pub async fn list(
     let query = query.into_inner();
     let page = page_request(query.limit, query.after.as_deref())?;
     let filter = SpendFilter {
-        problem_id: query.problem_id.as_deref().map(|id| parse_query_id(id, "problem_id")).transpose()?,
+        problem_id: query
+            .problem_id
+            .as_deref()
+            .map(|id| parse_query_id(id, "problem_id"))
+            .transpose()?,
         status: parse_status(query.status)?,
-        logged_by: query.logged_by.as_deref().map(|id| parse_query_id(id, "logged_by")).transpose()?,
+        logged_by: query
+            .logged_by
+            .as_deref()
+            .map(|id| parse_query_id(id, "logged_by"))
+            .transpose()?,
     };
     let visibility = visibility(&caller);
-    let rows = state.db.read(move |connection| spends::list(connection, &visibility, &filter, &page)).await?;
+    let rows = state
+        .db
+        .read(move |connection| spends::list(connection, &visibility, &filter, &page))
+        .await?;
     Ok(HttpResponse::Ok().json(ListJson::from_page(rows, SpendJson::from_row)?))
 }
 
@@ -259,7 +324,8 @@ pub fn find_visible_spend(
     id: &str,
 ) -> Result<(SpendRow, problems::ProblemRow), ApiError> {
     let spend = spends::find(connection, id)?.ok_or(ApiError::NotFound("spend"))?;
-    let problem = find_visible(connection, caller, &spend.problem_id).map_err(|_| ApiError::NotFound("spend"))?;
+    let problem = find_visible(connection, caller, &spend.problem_id)
+        .map_err(|_| ApiError::NotFound("spend"))?;
     Ok((spend, problem))
 }
 
@@ -270,6 +336,9 @@ pub async fn show(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&path, "spend")?;
-    let (spend, _) = state.db.read(move |connection| find_visible_spend(connection, &caller, &id)).await?;
+    let (spend, _) = state
+        .db
+        .read(move |connection| find_visible_spend(connection, &caller, &id))
+        .await?;
     Ok(HttpResponse::Ok().json(SpendJson::from_row(spend)?))
 }

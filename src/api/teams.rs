@@ -4,7 +4,9 @@
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
-use super::types::{Checks, ListJson, NAME_LENGTH_MAX, PageQuery, nullable, page_request, parse_id};
+use super::types::{
+    Checks, ListJson, NAME_LENGTH_MAX, PageQuery, nullable, page_request, parse_id,
+};
 use crate::app::AppState;
 use crate::db::events::{self, Subject};
 use crate::db::teams::{self, TEAM_DEPTH_MAX, TeamRow};
@@ -49,6 +51,10 @@ pub struct CreateTeam {
 
 /// `PATCH /v1/teams/{id}` body: only the fields sent change.
 #[derive(Debug, Deserialize)]
+#[expect(
+    clippy::option_option,
+    reason = "PATCH tells an absent field (keep) from null (clear)"
+)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateTeam {
     #[serde(default)]
@@ -63,14 +69,17 @@ fn require_admin(caller: &Caller) -> Result<(), ApiError> {
     if caller.administers() {
         Ok(())
     } else {
-        Err(ApiError::Forbidden("only an admin can change teams".to_owned()))
+        Err(ApiError::Forbidden(
+            "only an admin can change teams".to_owned(),
+        ))
     }
 }
 
 /// Checks that a manager id names a person with the manager role.
 fn check_manager(connection: &mut DbConnection, manager_id: &str) -> Result<(), ApiError> {
     let refuse = |message: &str| ApiError::field("manager_id", "invalid_manager", message);
-    let id = parse_id(manager_id, "person").map_err(|_| refuse("manager_id must be a person's id"))?;
+    let id =
+        parse_id(manager_id, "person").map_err(|_| refuse("manager_id must be a person's id"))?;
     let person = people::find(connection, &id)?.ok_or_else(|| refuse("no person has this id"))?;
     if person.role == Role::Manager.as_str() {
         Ok(())
@@ -81,15 +90,22 @@ fn check_manager(connection: &mut DbConnection, manager_id: &str) -> Result<(), 
 
 /// Checks that `parent_id` exists and is not `team_id` or below it, and
 /// that the tree stays within [`TEAM_DEPTH_MAX`].
-fn check_parent(connection: &mut DbConnection, team_id: &str, parent_id: &str) -> Result<(), ApiError> {
+fn check_parent(
+    connection: &mut DbConnection,
+    team_id: &str,
+    parent_id: &str,
+) -> Result<(), ApiError> {
     let refuse = |message: &str| ApiError::field("parent_id", "invalid_parent", message);
-    let parent_id = parse_id(parent_id, "team").map_err(|_| refuse("parent_id must be a team's id"))?;
+    let parent_id =
+        parse_id(parent_id, "team").map_err(|_| refuse("parent_id must be a team's id"))?;
     if teams::find(connection, &parent_id)?.is_none() {
         return Err(refuse("no team has this id"));
     }
     let chain = teams::chain_upwards(connection, &parent_id)?;
     if chain.iter().any(|id| id == team_id) {
-        return Err(refuse("a team cannot be placed under itself or one of its sub-teams"));
+        return Err(refuse(
+            "a team cannot be placed under itself or one of its sub-teams",
+        ));
     }
     if chain.len() >= usize::try_from(TEAM_DEPTH_MAX).unwrap_or(usize::MAX) {
         return Err(refuse("the team tree would be too deep"));
@@ -122,8 +138,16 @@ pub async fn create(
             let team = TeamRow {
                 id,
                 name,
-                parent_id: body.parent_id.as_deref().map(|id| parse_id(id, "team")).transpose()?,
-                manager_id: body.manager_id.as_deref().map(|id| parse_id(id, "person")).transpose()?,
+                parent_id: body
+                    .parent_id
+                    .as_deref()
+                    .map(|id| parse_id(id, "team"))
+                    .transpose()?,
+                manager_id: body
+                    .manager_id
+                    .as_deref()
+                    .map(|id| parse_id(id, "person"))
+                    .transpose()?,
                 created_at: at,
                 updated_at: at,
             };
@@ -135,9 +159,25 @@ pub async fn create(
     Ok(HttpResponse::Created().json(TeamJson::from(team)))
 }
 
-fn record(connection: &mut DbConnection, caller: &Caller, kind: &str, team: &TeamRow) -> Result<(), ApiError> {
-    let subject = Subject { subject_type: "team", subject_id: &team.id, team_id: Some(&team.id), problem_id: None };
-    events::record(connection, Some(&caller.person_id), kind, subject, &TeamJson::from(team.clone()))
+fn record(
+    connection: &mut DbConnection,
+    caller: &Caller,
+    kind: &str,
+    team: &TeamRow,
+) -> Result<(), ApiError> {
+    let subject = Subject {
+        subject_type: "team",
+        subject_id: &team.id,
+        team_id: Some(&team.id),
+        problem_id: None,
+    };
+    events::record(
+        connection,
+        Some(&caller.person_id),
+        kind,
+        subject,
+        &TeamJson::from(team.clone()),
+    )
 }
 
 /// `GET /v1/teams`.
@@ -147,7 +187,10 @@ pub async fn list(
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let page = page_request(query.limit, query.after.as_deref())?;
-    let rows = state.db.read(move |connection| teams::list(connection, &page)).await?;
+    let rows = state
+        .db
+        .read(move |connection| teams::list(connection, &page))
+        .await?;
     Ok(HttpResponse::Ok().json(ListJson::from_page(rows, |row| Ok(TeamJson::from(row)))?))
 }
 
@@ -158,7 +201,11 @@ pub async fn show(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&path, "team")?;
-    let team = state.db.read(move |connection| teams::find(connection, &id)).await?.ok_or(ApiError::NotFound("team"))?;
+    let team = state
+        .db
+        .read(move |connection| teams::find(connection, &id))
+        .await?
+        .ok_or(ApiError::NotFound("team"))?;
     Ok(HttpResponse::Ok().json(TeamJson::from(team)))
 }
 
@@ -186,13 +233,19 @@ pub async fn update(
                 if let Some(parent_id) = &parent_id {
                     check_parent(connection, &team.id, parent_id)?;
                 }
-                team.parent_id = parent_id.as_deref().map(|id| parse_id(id, "team")).transpose()?;
+                team.parent_id = parent_id
+                    .as_deref()
+                    .map(|id| parse_id(id, "team"))
+                    .transpose()?;
             }
             if let Some(manager_id) = body.manager_id {
                 if let Some(manager_id) = &manager_id {
                     check_manager(connection, manager_id)?;
                 }
-                team.manager_id = manager_id.as_deref().map(|id| parse_id(id, "person")).transpose()?;
+                team.manager_id = manager_id
+                    .as_deref()
+                    .map(|id| parse_id(id, "person"))
+                    .transpose()?;
             }
             team.updated_at = now();
             teams::update(connection, &team)?;

@@ -43,7 +43,10 @@ pub struct MoneyJson {
 
 impl From<Money> for MoneyJson {
     fn from(money: Money) -> Self {
-        Self { amount: money.amount_text(), currency: money.currency().code().to_owned() }
+        Self {
+            amount: money.amount_text(),
+            currency: money.currency().code().to_owned(),
+        }
     }
 }
 
@@ -87,9 +90,16 @@ pub struct ListJson<T> {
 
 impl<T> ListJson<T> {
     /// Builds the JSON page from a database page, converting each row.
-    pub fn from_page<R>(page: Page<R>, convert: impl FnMut(R) -> Result<T, ApiError>) -> Result<Self, ApiError> {
+    pub fn from_page<R>(
+        page: Page<R>,
+        convert: impl FnMut(R) -> Result<T, ApiError>,
+    ) -> Result<Self, ApiError> {
         let next_cursor = page.next_after.as_deref().map(encode_cursor);
-        let items = page.items.into_iter().map(convert).collect::<Result<_, _>>()?;
+        let items = page
+            .items
+            .into_iter()
+            .map(convert)
+            .collect::<Result<_, _>>()?;
         Ok(Self { items, next_cursor })
     }
 }
@@ -108,7 +118,9 @@ pub struct PageQuery {
 pub fn page_request(limit: Option<i64>, after: Option<&str>) -> Result<PageRequest, ApiError> {
     let limit = limit.unwrap_or(PAGE_SIZE_DEFAULT);
     if !(1..=PAGE_SIZE_MAX).contains(&limit) {
-        return Err(ApiError::InvalidQuery(format!("limit must be between 1 and {PAGE_SIZE_MAX}")));
+        return Err(ApiError::InvalidQuery(format!(
+            "limit must be between 1 and {PAGE_SIZE_MAX}"
+        )));
     }
     let after = after.map(decode_cursor).transpose()?;
     Ok(PageRequest { limit, after })
@@ -116,21 +128,31 @@ pub fn page_request(limit: Option<i64>, after: Option<&str>) -> Result<PageReque
 
 /// Cursors are opaque to clients: the sort key, versioned and hex-encoded.
 fn encode_cursor(key: &str) -> String {
-    format!("{CURSOR_VERSION}{key}").bytes().map(|byte| format!("{byte:02x}")).collect()
+    crate::encoding::hex(format!("{CURSOR_VERSION}{key}").as_bytes())
 }
 
 fn decode_cursor(cursor: &str) -> Result<String, ApiError> {
-    let invalid = || ApiError::InvalidQuery("the cursor is not valid: pass next_cursor from a previous page".to_owned());
+    let invalid = || {
+        ApiError::InvalidQuery(
+            "the cursor is not valid: pass next_cursor from a previous page".to_owned(),
+        )
+    };
     if cursor.len() % 2 != 0 || cursor.len() > 256 {
         return Err(invalid());
     }
     let bytes = (0..cursor.len())
         .step_by(2)
-        .map(|index| cursor.get(index..index + 2).and_then(|pair| u8::from_str_radix(pair, 16).ok()))
+        .map(|index| {
+            cursor
+                .get(index..index + 2)
+                .and_then(|pair| u8::from_str_radix(pair, 16).ok())
+        })
         .collect::<Option<Vec<u8>>>()
         .ok_or_else(invalid)?;
     let text = String::from_utf8(bytes).map_err(|_| invalid())?;
-    text.strip_prefix(CURSOR_VERSION).map(str::to_owned).ok_or_else(invalid)
+    text.strip_prefix(CURSOR_VERSION)
+        .map(str::to_owned)
+        .ok_or_else(invalid)
 }
 
 /// Money read back from the database. The currency was checked when it was
@@ -143,7 +165,9 @@ pub fn stored_money(minor: i64, code: &str) -> Result<MoneyJson, ApiError> {
 
 /// Reads an id from a path. Anything that is not a UUID names no object: 404.
 pub fn parse_id(text: &str, what: &'static str) -> Result<String, ApiError> {
-    uuid::Uuid::parse_str(text).map(|id| id.hyphenated().to_string()).map_err(|_| ApiError::NotFound(what))
+    uuid::Uuid::parse_str(text)
+        .map(|id| id.hyphenated().to_string())
+        .map_err(|_| ApiError::NotFound(what))
 }
 
 /// For PATCH bodies: tells an absent field (`None`) from an explicit null
@@ -165,7 +189,11 @@ pub struct Checks {
 impl Checks {
     /// Records a refusal.
     pub fn refuse(&mut self, field: &str, code: &'static str, message: impl Into<String>) {
-        self.errors.push(FieldError { field: field.to_owned(), code, message: message.into() });
+        self.errors.push(FieldError {
+            field: field.to_owned(),
+            code,
+            message: message.into(),
+        });
     }
 
     /// A required text: trimmed, not empty, at most `max` characters.
@@ -174,15 +202,31 @@ impl Checks {
         if value.is_empty() {
             self.refuse(field, "required", format!("{field} must not be empty"));
         } else if value.chars().count() > max {
-            self.refuse(field, "too_long", format!("{field} must be at most {max} characters"));
-        } else if value.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')) {
-            self.refuse(field, "invalid_characters", format!("{field} must not contain control characters"));
+            self.refuse(
+                field,
+                "too_long",
+                format!("{field} must be at most {max} characters"),
+            );
+        } else if value
+            .chars()
+            .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+        {
+            self.refuse(
+                field,
+                "invalid_characters",
+                format!("{field} must not contain control characters"),
+            );
         }
         value.to_owned()
     }
 
     /// An optional text: absent, or checked as [`Checks::text`].
-    pub fn optional_text(&mut self, field: &str, value: Option<&str>, max: usize) -> Option<String> {
+    pub fn optional_text(
+        &mut self,
+        field: &str,
+        value: Option<&str>,
+        max: usize,
+    ) -> Option<String> {
         value.map(|value| self.text(field, value, max))
     }
 
@@ -203,15 +247,25 @@ impl Checks {
     pub fn url(&mut self, field: &str, value: Option<&str>) -> Option<String> {
         let value = self.optional_text(field, value, URL_LENGTH_MAX)?;
         let lower = value.to_ascii_lowercase();
-        if !(lower.starts_with("https://") || lower.starts_with("http://")) || value.contains(char::is_whitespace) {
-            self.refuse(field, "invalid_url", format!("{field} must be an http:// or https:// URL"));
+        if !(lower.starts_with("https://") || lower.starts_with("http://"))
+            || value.contains(char::is_whitespace)
+        {
+            self.refuse(
+                field,
+                "invalid_url",
+                format!("{field} must be an http:// or https:// URL"),
+            );
         }
         Some(value)
     }
 
     /// `Ok` when nothing was refused, else one 422 listing every refusal.
     pub fn finish(self) -> Result<(), ApiError> {
-        if self.errors.is_empty() { Ok(()) } else { Err(ApiError::Validation(self.errors)) }
+        if self.errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::Validation(self.errors))
+        }
     }
 }
 
@@ -222,7 +276,10 @@ mod tests {
     #[test]
     fn cursors_round_trip_and_garbage_is_refused() {
         let cursor = encode_cursor("0190f2a0-0000-7000-8000-000000000000");
-        assert_eq!(decode_cursor(&cursor).unwrap(), "0190f2a0-0000-7000-8000-000000000000");
+        assert_eq!(
+            decode_cursor(&cursor).unwrap(),
+            "0190f2a0-0000-7000-8000-000000000000"
+        );
         for garbage in ["zz", "abc", "00", &encode_cursor("x")[6..]] {
             assert!(decode_cursor(garbage).is_err(), "{garbage}");
         }

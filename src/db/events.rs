@@ -53,7 +53,8 @@ pub fn record(
     subject: Subject<'_>,
     data: &impl Serialize,
 ) -> Result<(), ApiError> {
-    let data = serde_json::to_string(data).map_err(|error| ApiError::Internal(error.to_string()))?;
+    let data =
+        serde_json::to_string(data).map_err(|error| ApiError::Internal(error.to_string()))?;
     diesel::insert_into(events::table)
         .values((
             events::id.eq(new_id()),
@@ -87,7 +88,10 @@ pub fn list(
     filter: &EventFilter,
     page: &PageRequest,
 ) -> Result<Page<EventRow>, ApiError> {
-    let mut query = events::table.select(EventRow::as_select()).order(events::id.asc()).into_boxed();
+    let mut query = events::table
+        .select(EventRow::as_select())
+        .order(events::id.asc())
+        .into_boxed();
     if let Some(kind) = &filter.kind {
         query = query.filter(events::kind.eq(kind.clone()));
     }

@@ -67,14 +67,20 @@ pub fn claim(
         return Err(ApiError::IdempotencyKeyReused);
     }
     if existing.state == "completed" {
-        let status = existing.response_status.and_then(|status| u16::try_from(status).ok());
+        let status = existing
+            .response_status
+            .and_then(|status| u16::try_from(status).ok());
         return match (status, existing.response_body) {
             (Some(status), Some(body)) => Ok(Claim::Replay { status, body }),
-            _ => Err(ApiError::Internal("completed idempotency key without a response".to_owned())),
+            _ => Err(ApiError::Internal(
+                "completed idempotency key without a response".to_owned(),
+            )),
         };
     }
     if existing.locked_at + IDEMPOTENCY_LOCK_TIMEOUT < now {
-        diesel::update(target).set(idempotency_keys::locked_at.eq(now)).execute(connection)?;
+        diesel::update(target)
+            .set(idempotency_keys::locked_at.eq(now))
+            .execute(connection)?;
         return Ok(Claim::Proceed);
     }
     Err(ApiError::IdempotencyKeyInFlight)

@@ -62,7 +62,9 @@ impl DatabaseUrl {
         } else if let Some(path) = url.strip_prefix("sqlite://") {
             Ok(Self::Sqlite(path.to_owned()))
         } else if url.contains("://") {
-            Err(format!("unsupported database URL scheme in {url:?}: use postgres://, postgresql:// or sqlite://"))
+            Err(format!(
+                "unsupported database URL scheme in {url:?}: use postgres://, postgresql:// or sqlite://"
+            ))
         } else if url.is_empty() {
             Err("the database URL is empty".to_owned())
         } else {
@@ -103,7 +105,9 @@ impl ManageConnection for ConnectionManager {
     }
 
     fn is_valid(&self, connection: &mut DbConnection) -> Result<(), Self::Error> {
-        connection.ping().map_err(diesel::ConnectionError::CouldntSetupConfiguration)
+        connection
+            .ping()
+            .map_err(diesel::ConnectionError::CouldntSetupConfiguration)
     }
 
     fn has_broken(&self, connection: &mut DbConnection) -> bool {
@@ -127,7 +131,10 @@ impl Db {
         let size = match url {
             DatabaseUrl::Postgres(_) => POSTGRES_POOL_SIZE,
             DatabaseUrl::Sqlite(path) => {
-                if let Some(parent) = std::path::Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()) {
+                if let Some(parent) = std::path::Path::new(path)
+                    .parent()
+                    .filter(|p| !p.as_os_str().is_empty())
+                {
                     std::fs::create_dir_all(parent)
                         .map_err(|error| format!("cannot create {}: {error}", parent.display()))?;
                 }
@@ -180,7 +187,8 @@ impl Db {
 }
 
 fn checkout(pool: &Pool) -> Result<r2d2::PooledConnection<ConnectionManager>, ApiError> {
-    pool.get().map_err(|error| ApiError::Unavailable(error.to_string()))
+    pool.get()
+        .map_err(|error| ApiError::Unavailable(error.to_string()))
 }
 
 /// Runs `work` in a transaction that holds the write lock from its first statement.
@@ -193,7 +201,9 @@ pub fn write_transaction<T>(
         // SQLite-only: a plain BEGIN takes the write lock at the first write and
         // fails with SQLITE_BUSY if another writer got there first; BEGIN
         // IMMEDIATE takes it up front so busy_timeout queues writers instead.
-        DbConnection::Sqlite(inner) => AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN IMMEDIATE")?,
+        DbConnection::Sqlite(inner) => {
+            AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN IMMEDIATE")?
+        }
     }
     match work(connection) {
         Ok(value) => {
@@ -203,7 +213,9 @@ pub fn write_transaction<T>(
         Err(error) => {
             // The work's error is what the caller needs; a failed rollback is
             // logged and the connection is marked broken by diesel.
-            if let Err(rollback) = <DbConnection as Connection>::TransactionManager::rollback_transaction(connection) {
+            if let Err(rollback) =
+                <DbConnection as Connection>::TransactionManager::rollback_transaction(connection)
+            {
                 tracing::error!(%rollback, "rollback failed");
             }
             Err(error)
@@ -222,7 +234,10 @@ fn migrate(connection: &mut DbConnection) -> Result<(), String> {
             .batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})"))
             .map_err(|error| error.to_string())?;
     }
-    let outcome = connection.run_pending_migrations(MIGRATIONS).map(|_| ()).map_err(|error| error.to_string());
+    let outcome = connection
+        .run_pending_migrations(MIGRATIONS)
+        .map(|_| ())
+        .map_err(|error| error.to_string());
     if is_postgres {
         connection
             .batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})"))
@@ -246,7 +261,8 @@ pub fn now() -> NaiveDateTime {
 /// An RFC 3339 UTC timestamp with `Z`, as every JSON timestamp is written.
 #[must_use]
 pub fn rfc3339(at: NaiveDateTime) -> String {
-    DateTime::<Utc>::from_naive_utc_and_offset(at, Utc).to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+    DateTime::<Utc>::from_naive_utc_and_offset(at, Utc)
+        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
 /// Whether a diesel error is a unique-constraint violation.
@@ -260,7 +276,9 @@ pub fn is_unique_violation(error: &diesel::result::Error) -> bool {
 
 /// Whether the database answers a trivial query, for `/readyz`.
 pub async fn is_ready(db: &Db) -> bool {
-    db.read(|connection| connection.ping().map_err(ApiError::from)).await.is_ok()
+    db.read(|connection| connection.ping().map_err(ApiError::from))
+        .await
+        .is_ok()
 }
 
 /// A page of a list ordered by id (ids are UUIDv7, so this is creation order).
@@ -284,16 +302,30 @@ pub struct Page<T> {
 impl<T> Page<T> {
     /// Turns `limit + 1` fetched rows into a page: the extra row only tells
     /// that another page exists.
-    pub fn from_rows(mut rows: Vec<T>, request: &PageRequest, cursor_of: impl Fn(&T) -> String) -> Self {
+    pub fn from_rows(
+        mut rows: Vec<T>,
+        request: &PageRequest,
+        cursor_of: impl Fn(&T) -> String,
+    ) -> Self {
         let limit = usize::try_from(request.limit).unwrap_or(0);
         let has_more = rows.len() > limit;
         rows.truncate(limit);
-        let next_after = if has_more { rows.last().map(cursor_of) } else { None };
-        Self { items: rows, next_after }
+        let next_after = if has_more {
+            rows.last().map(cursor_of)
+        } else {
+            None
+        };
+        Self {
+            items: rows,
+            next_after,
+        }
     }
 
     /// Converts every row, keeping the cursor.
     pub fn map<U>(self, convert: impl FnMut(T) -> U) -> Page<U> {
-        Page { items: self.items.into_iter().map(convert).collect(), next_after: self.next_after }
+        Page {
+            items: self.items.into_iter().map(convert).collect(),
+            next_after: self.next_after,
+        }
     }
 }

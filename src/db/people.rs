@@ -30,22 +30,33 @@ pub struct PersonRow {
 
 /// Inserts a person; a taken subject answers 409.
 pub fn insert(connection: &mut DbConnection, person: &PersonRow) -> Result<(), ApiError> {
-    match diesel::insert_into(people::table).values(person.clone()).execute(connection) {
+    match diesel::insert_into(people::table)
+        .values(person.clone())
+        .execute(connection)
+    {
         Ok(_) => Ok(()),
-        Err(error) if super::is_unique_violation(&error) => {
-            Err(ApiError::Conflict(format!("a person with subject {:?} already exists", person.subject)))
-        }
+        Err(error) if super::is_unique_violation(&error) => Err(ApiError::Conflict(format!(
+            "a person with subject {:?} already exists",
+            person.subject
+        ))),
         Err(error) => Err(error.into()),
     }
 }
 
 /// Finds a person by id.
 pub fn find(connection: &mut DbConnection, id: &str) -> Result<Option<PersonRow>, ApiError> {
-    Ok(people::table.find(id).select(PersonRow::as_select()).first(connection).optional()?)
+    Ok(people::table
+        .find(id)
+        .select(PersonRow::as_select())
+        .first(connection)
+        .optional()?)
 }
 
 /// Finds a person by JWT subject.
-pub fn find_by_subject(connection: &mut DbConnection, subject: &str) -> Result<Option<PersonRow>, ApiError> {
+pub fn find_by_subject(
+    connection: &mut DbConnection,
+    subject: &str,
+) -> Result<Option<PersonRow>, ApiError> {
     Ok(people::table
         .filter(people::subject.eq(subject))
         .select(PersonRow::as_select())
@@ -60,9 +71,16 @@ pub fn list(
     self_and_teams: Option<&(String, Vec<String>)>,
     page: &PageRequest,
 ) -> Result<Page<PersonRow>, ApiError> {
-    let mut query = people::table.select(PersonRow::as_select()).order(people::id.asc()).into_boxed();
+    let mut query = people::table
+        .select(PersonRow::as_select())
+        .order(people::id.asc())
+        .into_boxed();
     if let Some((person_id, team_ids)) = self_and_teams {
-        query = query.filter(people::id.eq(person_id.clone()).or(people::team_id.eq_any(team_ids.clone())));
+        query = query.filter(
+            people::id
+                .eq(person_id.clone())
+                .or(people::team_id.eq_any(team_ids.clone())),
+        );
     }
     if let Some(after) = &page.after {
         query = query.filter(people::id.gt(after.clone()));

@@ -39,7 +39,10 @@ pub fn latest(connection: &mut DbConnection, team_id: &str) -> Result<Option<Pol
 
 /// The policy in force for a team: its own newest version, else the nearest
 /// ancestor's. `chain` is the team and its ancestors, nearest first.
-pub fn effective(connection: &mut DbConnection, chain: &[String]) -> Result<Option<PolicyRow>, ApiError> {
+pub fn effective(
+    connection: &mut DbConnection,
+    chain: &[String],
+) -> Result<Option<PolicyRow>, ApiError> {
     for team_id in chain {
         if let Some(policy) = latest(connection, team_id)? {
             return Ok(Some(policy));
@@ -51,24 +54,33 @@ pub fn effective(connection: &mut DbConnection, chain: &[String]) -> Result<Opti
 /// Inserts the next version. Two concurrent writers computing the same
 /// version collide on the primary key; the loser answers 409 and may retry.
 pub fn insert(connection: &mut DbConnection, policy: &PolicyRow) -> Result<(), ApiError> {
-    match diesel::insert_into(policies::table).values(policy.clone()).execute(connection) {
+    match diesel::insert_into(policies::table)
+        .values(policy.clone())
+        .execute(connection)
+    {
         Ok(_) => Ok(()),
-        Err(error) if super::is_unique_violation(&error) => {
-            Err(ApiError::Conflict("the policy changed concurrently: retry".to_owned()))
-        }
+        Err(error) if super::is_unique_violation(&error) => Err(ApiError::Conflict(
+            "the policy changed concurrently: retry".to_owned(),
+        )),
         Err(error) => Err(error.into()),
     }
 }
 
 /// Lists a team's versions, oldest first; the cursor is a version number.
-pub fn versions(connection: &mut DbConnection, team_id: &str, page: &PageRequest) -> Result<Page<PolicyRow>, ApiError> {
+pub fn versions(
+    connection: &mut DbConnection,
+    team_id: &str,
+    page: &PageRequest,
+) -> Result<Page<PolicyRow>, ApiError> {
     let mut query = policies::table
         .filter(policies::team_id.eq(team_id))
         .order(policies::version.asc())
         .select(PolicyRow::as_select())
         .into_boxed();
     if let Some(after) = &page.after {
-        let after: i32 = after.parse().map_err(|_| ApiError::InvalidQuery("the cursor is not valid".to_owned()))?;
+        let after: i32 = after
+            .parse()
+            .map_err(|_| ApiError::InvalidQuery("the cursor is not valid".to_owned()))?;
         query = query.filter(policies::version.gt(after));
     }
     let rows = query.limit(page.limit + 1).load(connection)?;

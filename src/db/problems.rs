@@ -72,13 +72,19 @@ pub struct ProblemFilter {
 
 /// Inserts a problem.
 pub fn insert(connection: &mut DbConnection, problem: &ProblemRow) -> Result<(), ApiError> {
-    diesel::insert_into(problems::table).values(problem.clone()).execute(connection)?;
+    diesel::insert_into(problems::table)
+        .values(problem.clone())
+        .execute(connection)?;
     Ok(())
 }
 
 /// Finds a problem by id.
 pub fn find(connection: &mut DbConnection, id: &str) -> Result<Option<ProblemRow>, ApiError> {
-    Ok(problems::table.find(id).select(ProblemRow::as_select()).first(connection).optional()?)
+    Ok(problems::table
+        .find(id)
+        .select(ProblemRow::as_select())
+        .first(connection)
+        .optional()?)
 }
 
 /// Lists visible problems in id order.
@@ -88,9 +94,20 @@ pub fn list(
     filter: &ProblemFilter,
     page: &PageRequest,
 ) -> Result<Page<ProblemRow>, ApiError> {
-    let mut query = problems::table.select(ProblemRow::as_select()).order(problems::id.asc()).into_boxed();
-    if let Visibility::OwnedOrInTeams { person_id, team_ids } = visibility {
-        query = query.filter(problems::owner_id.eq(person_id.clone()).or(problems::team_id.eq_any(team_ids.clone())));
+    let mut query = problems::table
+        .select(ProblemRow::as_select())
+        .order(problems::id.asc())
+        .into_boxed();
+    if let Visibility::OwnedOrInTeams {
+        person_id,
+        team_ids,
+    } = visibility
+    {
+        query = query.filter(
+            problems::owner_id
+                .eq(person_id.clone())
+                .or(problems::team_id.eq_any(team_ids.clone())),
+        );
     }
     if let Some(team_id) = &filter.team_id {
         query = query.filter(problems::team_id.eq(team_id.clone()));
@@ -130,7 +147,9 @@ pub fn set_limit(
     at: chrono::NaiveDateTime,
 ) -> Result<bool, ApiError> {
     let changed = diesel::update(
-        problems::table.filter(problems::id.eq(problem_id)).filter(problems::approved_minor.le(limit_minor)),
+        problems::table
+            .filter(problems::id.eq(problem_id))
+            .filter(problems::approved_minor.le(limit_minor)),
     )
     .set((
         problems::limit_minor.eq(limit_minor),
@@ -143,10 +162,22 @@ pub fn set_limit(
 }
 
 /// Closes an open problem. Returns whether it was open.
-pub fn close(connection: &mut DbConnection, problem_id: &str, at: chrono::NaiveDateTime) -> Result<bool, ApiError> {
-    let changed = diesel::update(problems::table.filter(problems::id.eq(problem_id)).filter(problems::status.eq("open")))
-        .set((problems::status.eq("closed"), problems::closed_at.eq(at), problems::updated_at.eq(at)))
-        .execute(connection)?;
+pub fn close(
+    connection: &mut DbConnection,
+    problem_id: &str,
+    at: chrono::NaiveDateTime,
+) -> Result<bool, ApiError> {
+    let changed = diesel::update(
+        problems::table
+            .filter(problems::id.eq(problem_id))
+            .filter(problems::status.eq("open")),
+    )
+    .set((
+        problems::status.eq("closed"),
+        problems::closed_at.eq(at),
+        problems::updated_at.eq(at),
+    ))
+    .execute(connection)?;
     Ok(changed == 1)
 }
 
@@ -164,7 +195,10 @@ pub fn try_approve_within_limit(
         problems::table
             .filter(problems::id.eq(problem_id))
             .filter(problems::status.eq("open"))
-            .filter((problems::approved_minor + problems::pending_review_minor + amount_minor).le(problems::limit_minor)),
+            .filter(
+                (problems::approved_minor + problems::pending_review_minor + amount_minor)
+                    .le(problems::limit_minor),
+            ),
     )
     .set(problems::approved_minor.eq(problems::approved_minor + amount_minor))
     .execute(connection)?;
@@ -173,10 +207,18 @@ pub fn try_approve_within_limit(
 
 /// Reserves a flagged spend's amount in `pending_review`. Returns false when
 /// the problem is closed.
-pub fn reserve_pending(connection: &mut DbConnection, problem_id: &str, amount_minor: i64) -> Result<bool, ApiError> {
-    let changed = diesel::update(problems::table.filter(problems::id.eq(problem_id)).filter(problems::status.eq("open")))
-        .set(problems::pending_review_minor.eq(problems::pending_review_minor + amount_minor))
-        .execute(connection)?;
+pub fn reserve_pending(
+    connection: &mut DbConnection,
+    problem_id: &str,
+    amount_minor: i64,
+) -> Result<bool, ApiError> {
+    let changed = diesel::update(
+        problems::table
+            .filter(problems::id.eq(problem_id))
+            .filter(problems::status.eq("open")),
+    )
+    .set(problems::pending_review_minor.eq(problems::pending_review_minor + amount_minor))
+    .execute(connection)?;
     Ok(changed == 1)
 }
 

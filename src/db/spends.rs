@@ -58,13 +58,19 @@ pub struct SpendFilter {
 
 /// Inserts a spend.
 pub fn insert(connection: &mut DbConnection, spend: &SpendRow) -> Result<(), ApiError> {
-    diesel::insert_into(spends::table).values(spend.clone()).execute(connection)?;
+    diesel::insert_into(spends::table)
+        .values(spend.clone())
+        .execute(connection)?;
     Ok(())
 }
 
 /// Finds a spend by id.
 pub fn find(connection: &mut DbConnection, id: &str) -> Result<Option<SpendRow>, ApiError> {
-    Ok(spends::table.find(id).select(SpendRow::as_select()).first(connection).optional()?)
+    Ok(spends::table
+        .find(id)
+        .select(SpendRow::as_select())
+        .first(connection)
+        .optional()?)
 }
 
 /// Lists visible spends in id order.
@@ -79,8 +85,16 @@ pub fn list(
         .select(SpendRow::as_select())
         .order(spends::id.asc())
         .into_boxed();
-    if let Visibility::OwnedOrInTeams { person_id, team_ids } = visibility {
-        query = query.filter(problems::owner_id.eq(person_id.clone()).or(problems::team_id.eq_any(team_ids.clone())));
+    if let Visibility::OwnedOrInTeams {
+        person_id,
+        team_ids,
+    } = visibility
+    {
+        query = query.filter(
+            problems::owner_id
+                .eq(person_id.clone())
+                .or(problems::team_id.eq_any(team_ids.clone())),
+        );
     }
     if let Some(problem_id) = &filter.problem_id {
         query = query.filter(spends::problem_id.eq(problem_id.clone()));
@@ -137,9 +151,15 @@ pub struct Decision<'a> {
 
 /// Records a decision on a pending spend. Returns false when the spend was
 /// no longer pending: guarded in SQL, so two reviewers can never both decide.
-pub fn decide(connection: &mut DbConnection, spend_id: &str, decision: &Decision<'_>) -> Result<bool, ApiError> {
+pub fn decide(
+    connection: &mut DbConnection,
+    spend_id: &str,
+    decision: &Decision<'_>,
+) -> Result<bool, ApiError> {
     let changed = diesel::update(
-        spends::table.filter(spends::id.eq(spend_id)).filter(spends::status.eq("pending_review")),
+        spends::table
+            .filter(spends::id.eq(spend_id))
+            .filter(spends::status.eq("pending_review")),
     )
     .set((
         spends::status.eq(decision.status),

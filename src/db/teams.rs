@@ -32,18 +32,27 @@ pub struct TeamRow {
 
 /// Inserts a team.
 pub fn insert(connection: &mut DbConnection, team: &TeamRow) -> Result<(), ApiError> {
-    diesel::insert_into(teams::table).values(team.clone()).execute(connection)?;
+    diesel::insert_into(teams::table)
+        .values(team.clone())
+        .execute(connection)?;
     Ok(())
 }
 
 /// Finds a team by id.
 pub fn find(connection: &mut DbConnection, id: &str) -> Result<Option<TeamRow>, ApiError> {
-    Ok(teams::table.find(id).select(TeamRow::as_select()).first(connection).optional()?)
+    Ok(teams::table
+        .find(id)
+        .select(TeamRow::as_select())
+        .first(connection)
+        .optional()?)
 }
 
 /// Lists teams in id order.
 pub fn list(connection: &mut DbConnection, page: &PageRequest) -> Result<Page<TeamRow>, ApiError> {
-    let mut query = teams::table.select(TeamRow::as_select()).order(teams::id.asc()).into_boxed();
+    let mut query = teams::table
+        .select(TeamRow::as_select())
+        .order(teams::id.asc())
+        .into_boxed();
     if let Some(after) = &page.after {
         query = query.filter(teams::id.gt(after.clone()));
     }
@@ -72,7 +81,10 @@ struct TeamIdRow {
 
 /// The team and every team above it, nearest first, at most
 /// [`TEAM_DEPTH_MAX`] + 1 of them.
-pub fn chain_upwards(connection: &mut DbConnection, team_id: &str) -> Result<Vec<String>, ApiError> {
+pub fn chain_upwards(
+    connection: &mut DbConnection,
+    team_id: &str,
+) -> Result<Vec<String>, ApiError> {
     // Portable SQL: both databases run WITH RECURSIVE, and SQLite reads `$1`
     // as the first bound parameter just as PostgreSQL does.
     let rows: Vec<TeamIdRow> = diesel::sql_query(
@@ -101,7 +113,10 @@ pub fn managed_by(connection: &mut DbConnection, person_id: &str) -> Result<Vec<
 
 /// Teams the person manages and every team below them, bounded by
 /// [`SCOPE_TEAMS_MAX`] and [`TEAM_DEPTH_MAX`].
-pub fn scope_of_manager(connection: &mut DbConnection, person_id: &str) -> Result<Vec<String>, ApiError> {
+pub fn scope_of_manager(
+    connection: &mut DbConnection,
+    person_id: &str,
+) -> Result<Vec<String>, ApiError> {
     let rows: Vec<TeamIdRow> = diesel::sql_query(
         "WITH RECURSIVE scope (id, depth) AS ( \
              SELECT id, 0 FROM teams WHERE manager_id = $1 \

@@ -107,17 +107,27 @@ impl Caller {
     /// Whether the caller may see a problem and its spends.
     #[must_use]
     pub fn may_read_problem(&self, problem: ProblemRef<'_>) -> bool {
-        self.reads_everything() || problem.owner_id == self.person_id || self.manages_team(problem.team_id)
+        self.reads_everything()
+            || problem.owner_id == self.person_id
+            || self.manages_team(problem.team_id)
     }
 
     /// Whether the caller may open a problem in `team_id` owned by a person
     /// who belongs to `owner_team_id`. Members open for themselves in their
     /// own team; managers for anyone in a team they manage.
     #[must_use]
-    pub fn may_open_problem(&self, team_id: &str, owner_id: &str, owner_team_id: Option<&str>) -> bool {
-        let for_self_in_own_team = owner_id == self.person_id && self.team_id.as_deref() == Some(team_id);
-        let in_managed_teams = self.manages_team(team_id) && owner_team_id.is_some_and(|owner_team| self.manages_team(owner_team));
-        matches!(self.role, Role::Member | Role::Manager) && (for_self_in_own_team || in_managed_teams)
+    pub fn may_open_problem(
+        &self,
+        team_id: &str,
+        owner_id: &str,
+        owner_team_id: Option<&str>,
+    ) -> bool {
+        let for_self_in_own_team =
+            owner_id == self.person_id && self.team_id.as_deref() == Some(team_id);
+        let in_managed_teams = self.manages_team(team_id)
+            && owner_team_id.is_some_and(|owner_team| self.manages_team(owner_team));
+        matches!(self.role, Role::Member | Role::Manager)
+            && (for_self_in_own_team || in_managed_teams)
     }
 
     /// Whether the caller may change a problem's title and success criteria
@@ -172,13 +182,23 @@ mod tests {
             person_id: "me".to_owned(),
             role,
             team_id: team.map(str::to_owned),
-            managed_team_ids: scope.iter().take(1).map(|team| (*team).to_owned()).collect(),
+            managed_team_ids: scope
+                .iter()
+                .take(1)
+                .map(|team| (*team).to_owned())
+                .collect(),
             scope_team_ids: scope.iter().map(|team| (*team).to_owned()).collect(),
         }
     }
 
-    const MINE: ProblemRef<'static> = ProblemRef { team_id: "ops", owner_id: "me" };
-    const THEIRS: ProblemRef<'static> = ProblemRef { team_id: "ops", owner_id: "ana" };
+    const MINE: ProblemRef<'static> = ProblemRef {
+        team_id: "ops",
+        owner_id: "me",
+    };
+    const THEIRS: ProblemRef<'static> = ProblemRef {
+        team_id: "ops",
+        owner_id: "ana",
+    };
 
     #[test]
     fn members_reach_only_their_own_problems() {
@@ -200,10 +220,19 @@ mod tests {
         assert!(manager.may_open_problem("ops-east", "ana", Some("ops-east")));
         assert!(!manager.may_open_problem("sales", "ana", Some("sales")));
         assert_eq!(manager.may_review(THEIRS, "ana"), Ok(()));
-        assert_eq!(manager.may_review(THEIRS, "me"), Err(ReviewDenied::OwnSpend));
+        assert_eq!(
+            manager.may_review(THEIRS, "me"),
+            Err(ReviewDenied::OwnSpend)
+        );
         assert_eq!(manager.may_review(MINE, "me"), Err(ReviewDenied::OwnSpend));
-        let elsewhere = ProblemRef { team_id: "sales", owner_id: "bo" };
-        assert_eq!(manager.may_review(elsewhere, "bo"), Err(ReviewDenied::NotAReviewer));
+        let elsewhere = ProblemRef {
+            team_id: "sales",
+            owner_id: "bo",
+        };
+        assert_eq!(
+            manager.may_review(elsewhere, "bo"),
+            Err(ReviewDenied::NotAReviewer)
+        );
         assert!(!manager.may_read_problem(elsewhere));
     }
 
@@ -215,7 +244,10 @@ mod tests {
         assert!(!finance.may_log_spend(THEIRS));
         assert!(!finance.may_set_policy("ops"));
         assert!(!finance.may_open_problem("ops", "me", None));
-        assert_eq!(finance.may_review(THEIRS, "ana"), Err(ReviewDenied::NotAReviewer));
+        assert_eq!(
+            finance.may_review(THEIRS, "ana"),
+            Err(ReviewDenied::NotAReviewer)
+        );
     }
 
     #[test]

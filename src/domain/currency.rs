@@ -94,7 +94,11 @@ mod tests {
     #[test]
     fn the_table_has_no_duplicates_and_only_upper_case_codes() {
         let mut codes: Vec<&str> = CURRENCIES.iter().map(|(code, _)| *code).collect();
-        assert!(codes.iter().all(|code| code.len() == 3 && code.chars().all(|c| c.is_ascii_uppercase())));
+        assert!(
+            codes
+                .iter()
+                .all(|code| code.len() == 3 && code.chars().all(|c| c.is_ascii_uppercase()))
+        );
         codes.sort_unstable();
         codes.dedup();
         assert_eq!(codes.len(), CURRENCIES.len());

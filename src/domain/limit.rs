@@ -46,7 +46,11 @@ mod tests {
     use super::*;
 
     fn totals(limit: i64, approved: i64, pending: i64) -> Totals {
-        Totals { limit_minor: limit, approved_minor: approved, pending_review_minor: pending }
+        Totals {
+            limit_minor: limit,
+            approved_minor: approved,
+            pending_review_minor: pending,
+        }
     }
 
     #[test]

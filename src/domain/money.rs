@@ -23,7 +23,9 @@ pub enum MoneyError {
     #[error("unknown currency {0:?}: send an upper-case ISO 4217 code such as \"USD\"")]
     UnknownCurrency(String),
     /// The text is not a plain decimal number.
-    #[error("amount {0:?} is not a decimal string: send digits with an optional '.' and fraction, such as \"400.00\" (no sign, exponent, spaces or separators)")]
+    #[error(
+        "amount {0:?} is not a decimal string: send digits with an optional '.' and fraction, such as \"400.00\" (no sign, exponent, spaces or separators)"
+    )]
     NotADecimal(String),
     /// More decimals than the currency's minor unit.
     #[error("amount {amount:?} has more decimals than {currency} allows ({exponent})")]
@@ -73,8 +75,8 @@ impl Money {
     /// Refuses unknown currencies, signs, exponents, more decimals than the
     /// currency allows, zero, and values above [`AMOUNT_MINOR_MAX`].
     pub fn parse_positive(amount: &str, code: &str) -> Result<Self, MoneyError> {
-        let currency =
-            Currency::from_code(code).ok_or_else(|| MoneyError::UnknownCurrency(code.to_owned()))?;
+        let currency = Currency::from_code(code)
+            .ok_or_else(|| MoneyError::UnknownCurrency(code.to_owned()))?;
         let minor = parse_minor(amount, currency)?;
         if minor == 0 {
             return Err(MoneyError::NotPositive);
@@ -106,7 +108,10 @@ impl Money {
         if self.currency == expected {
             Ok(self)
         } else {
-            Err(MoneyError::CurrencyMismatch { expected: expected.code(), got: self.currency.code() })
+            Err(MoneyError::CurrencyMismatch {
+                expected: expected.code(),
+                got: self.currency.code(),
+            })
         }
     }
 }
@@ -119,9 +124,12 @@ impl fmt::Display for Money {
 
 /// Parses a non-negative plain decimal into minor units of `currency`.
 fn parse_minor(text: &str, currency: Currency) -> Result<i64, MoneyError> {
-    let not_decimal = || MoneyError::NotADecimal(text.chars().take(AMOUNT_TEXT_LENGTH_MAX).collect());
+    let not_decimal =
+        || MoneyError::NotADecimal(text.chars().take(AMOUNT_TEXT_LENGTH_MAX).collect());
     if text.len() > AMOUNT_TEXT_LENGTH_MAX {
-        return Err(MoneyError::TooLarge { max: AMOUNT_MINOR_MAX });
+        return Err(MoneyError::TooLarge {
+            max: AMOUNT_MINOR_MAX,
+        });
     }
     let (whole, fraction) = match text.split_once('.') {
         Some((whole, fraction)) => (whole, fraction),
@@ -142,11 +150,16 @@ fn parse_minor(text: &str, currency: Currency) -> Result<i64, MoneyError> {
             exponent,
         });
     }
-    let too_large = MoneyError::TooLarge { max: AMOUNT_MINOR_MAX };
+    let too_large = MoneyError::TooLarge {
+        max: AMOUNT_MINOR_MAX,
+    };
     let whole_value: i64 = whole.parse().map_err(|_| too_large.clone())?;
     let mut fraction_minor: i64 = 0;
     for position in 0..exponent as usize {
-        let digit = significant_fraction.as_bytes().get(position).map_or(0, |byte| byte - b'0');
+        let digit = significant_fraction
+            .as_bytes()
+            .get(position)
+            .map_or(0, |byte| byte - b'0');
         fraction_minor = fraction_minor * 10 + i64::from(digit);
     }
     let scale = 10_i64.pow(exponent);
@@ -172,11 +185,17 @@ mod tests {
 
     #[test]
     fn parses_at_the_currency_scale() {
-        assert_eq!(Money::parse_positive("400.00", "USD").unwrap().minor(), 40_000);
+        assert_eq!(
+            Money::parse_positive("400.00", "USD").unwrap().minor(),
+            40_000
+        );
         assert_eq!(Money::parse_positive("400", "USD").unwrap().minor(), 40_000);
         assert_eq!(Money::parse_positive("0.5", "USD").unwrap().minor(), 50);
         assert_eq!(Money::parse_positive("1500", "JPY").unwrap().minor(), 1_500);
-        assert_eq!(Money::parse_positive("1.250", "BHD").unwrap().minor(), 1_250);
+        assert_eq!(
+            Money::parse_positive("1.250", "BHD").unwrap().minor(),
+            1_250
+        );
         // Trailing zeros beyond the scale say nothing new and are accepted.
         assert_eq!(Money::parse_positive("1.5000", "USD").unwrap().minor(), 150);
         assert_eq!(Money::parse_positive("7.0", "JPY").unwrap().minor(), 7);
@@ -184,27 +203,61 @@ mod tests {
 
     #[test]
     fn refuses_what_a_ledger_must_not_guess() {
-        for text in ["", ".5", "5.", "-5", "+5", "1e3", "1E3", " 5", "5 ", "1,000", "1_000", "0x10", "NaN", "five", "1..2"] {
+        for text in [
+            "", ".5", "5.", "-5", "+5", "1e3", "1E3", " 5", "5 ", "1,000", "1_000", "0x10", "NaN",
+            "five", "1..2",
+        ] {
             assert!(
-                matches!(Money::parse_positive(text, "USD"), Err(MoneyError::NotADecimal(_))),
+                matches!(
+                    Money::parse_positive(text, "USD"),
+                    Err(MoneyError::NotADecimal(_))
+                ),
                 "{text:?}"
             );
         }
-        assert_eq!(Money::parse_positive("0", "USD"), Err(MoneyError::NotPositive));
-        assert_eq!(Money::parse_positive("0.00", "USD"), Err(MoneyError::NotPositive));
-        assert!(matches!(Money::parse_positive("1.001", "USD"), Err(MoneyError::TooManyDecimals { .. })));
-        assert!(matches!(Money::parse_positive("1.5", "JPY"), Err(MoneyError::TooManyDecimals { .. })));
-        assert!(matches!(Money::parse_positive("1", "usd"), Err(MoneyError::UnknownCurrency(_))));
-        assert!(matches!(Money::parse_positive("1", "ABC"), Err(MoneyError::UnknownCurrency(_))));
+        assert_eq!(
+            Money::parse_positive("0", "USD"),
+            Err(MoneyError::NotPositive)
+        );
+        assert_eq!(
+            Money::parse_positive("0.00", "USD"),
+            Err(MoneyError::NotPositive)
+        );
+        assert!(matches!(
+            Money::parse_positive("1.001", "USD"),
+            Err(MoneyError::TooManyDecimals { .. })
+        ));
+        assert!(matches!(
+            Money::parse_positive("1.5", "JPY"),
+            Err(MoneyError::TooManyDecimals { .. })
+        ));
+        assert!(matches!(
+            Money::parse_positive("1", "usd"),
+            Err(MoneyError::UnknownCurrency(_))
+        ));
+        assert!(matches!(
+            Money::parse_positive("1", "ABC"),
+            Err(MoneyError::UnknownCurrency(_))
+        ));
     }
 
     #[test]
     fn refuses_overflow() {
-        let too_large = Err(MoneyError::TooLarge { max: AMOUNT_MINOR_MAX });
-        assert_eq!(Money::parse_positive("99999999999999999999", "USD"), too_large);
+        let too_large = Err(MoneyError::TooLarge {
+            max: AMOUNT_MINOR_MAX,
+        });
+        assert_eq!(
+            Money::parse_positive("99999999999999999999", "USD"),
+            too_large
+        );
         assert_eq!(Money::parse_positive("10000000000000.01", "USD"), too_large);
         assert_eq!(Money::parse_positive(&"9".repeat(100), "USD"), too_large);
-        assert_eq!(Money::parse_positive("10000000000000.00", "USD").unwrap().minor(), AMOUNT_MINOR_MAX);
+        assert_eq!(
+            Money::parse_positive("10000000000000.00", "USD")
+                .unwrap()
+                .minor(),
+            AMOUNT_MINOR_MAX
+        );
     }
 
     #[test]
@@ -223,7 +276,10 @@ mod tests {
     fn currency_mismatch_is_refused() {
         let eur = Currency::from_code("EUR").unwrap();
         let money = Money::parse_positive("1", "USD").unwrap();
-        assert!(matches!(money.require_currency(eur), Err(MoneyError::CurrencyMismatch { .. })));
+        assert!(matches!(
+            money.require_currency(eur),
+            Err(MoneyError::CurrencyMismatch { .. })
+        ));
         assert_eq!(money.require_currency(usd()), Ok(money));
     }
 

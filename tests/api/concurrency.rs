@@ -15,17 +15,33 @@ use crate::helpers::{TEST_SECRET, TestApp, spend_body};
 const SPENDS: usize = 40;
 
 fn count_status(responses: &[crate::helpers::Response], status: &str) -> usize {
-    responses.iter().filter(|response| response.body["status"] == status).count()
+    responses
+        .iter()
+        .filter(|response| response.body["status"] == status)
+        .count()
 }
 
-async fn assert_exactly_eight_approved(app: &TestApp, problem: &str, responses: &[crate::helpers::Response]) {
-    assert!(responses.iter().all(|response| response.status == 201), "{responses:?}");
+async fn assert_exactly_eight_approved(
+    app: &TestApp,
+    problem: &str,
+    responses: &[crate::helpers::Response],
+) {
+    assert!(
+        responses.iter().all(|response| response.status == 201),
+        "{responses:?}"
+    );
     assert_eq!(count_status(responses, "approved"), 8);
     assert_eq!(count_status(responses, "pending_review"), SPENDS - 8);
-    let problem = app.get("sam", &format!("/v1/problems/{problem}")).await.body;
+    let problem = app
+        .get("sam", &format!("/v1/problems/{problem}"))
+        .await
+        .body;
     assert_eq!(problem["approved"]["amount"], "400.00");
     assert_eq!(problem["pending_review"]["amount"], "1600.00");
-    for response in responses.iter().filter(|response| response.body["status"] == "pending_review") {
+    for response in responses
+        .iter()
+        .filter(|response| response.body["status"] == "pending_review")
+    {
         assert_eq!(response.body["overrun"]["amount"], "50.00");
     }
 }
@@ -53,8 +69,16 @@ impl ServerProcess {
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
         let mut line = String::new();
         stdout.read_line(&mut line).unwrap();
-        let address = line.split("http://").nth(1).and_then(|rest| rest.split_whitespace().next()).unwrap();
-        Self { child, base_url: format!("http://{address}"), _stdout: stdout }
+        let address = line
+            .split("http://")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap();
+        Self {
+            child,
+            base_url: format!("http://{address}"),
+            _stdout: stdout,
+        }
     }
 }
 

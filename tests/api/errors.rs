@@ -6,7 +6,13 @@ use serde_json::json;
 use crate::backend_tests;
 use crate::helpers::{TestApp, read};
 
-async fn raw(app: &TestApp, method: Method, path: &str, content_type: &str, body: Vec<u8>) -> crate::helpers::Response {
+async fn raw(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    content_type: &str,
+    body: Vec<u8>,
+) -> crate::helpers::Response {
     let request = app
         .client
         .request(method, format!("{}{path}", app.base_url))

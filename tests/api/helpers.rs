@@ -60,25 +60,40 @@ impl Response {
     #[track_caller]
     pub fn assert_problem(&self, status: u16, code: &str) {
         assert_eq!(self.status, status, "body: {}", self.body);
-        assert_eq!(self.header("content-type"), Some("application/problem+json"), "body: {}", self.body);
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/problem+json"),
+            "body: {}",
+            self.body
+        );
         assert_eq!(self.body["code"], code, "body: {}", self.body);
         assert_eq!(self.body["status"], status);
-        assert!(self.body["title"].is_string() && self.body["detail"].is_string() && self.body["type"].is_string());
+        assert!(
+            self.body["title"].is_string()
+                && self.body["detail"].is_string()
+                && self.body["type"].is_string()
+        );
     }
 
     /// The `id` field of the body.
     pub fn id(&self) -> String {
-        self.body["id"].as_str().unwrap_or_else(|| panic!("no id in {}", self.body)).to_owned()
+        self.body["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no id in {}", self.body))
+            .to_owned()
     }
 }
 
 impl TestApp {
     /// Starts a server on a fresh database, or `None` for PostgreSQL when no
     /// server is configured outside CI.
-    pub async fn spawn(backend: Backend) -> Option<Self> {
+    pub fn spawn(backend: Backend) -> Option<Self> {
         let dir = tempfile::tempdir().unwrap();
         let (database_url, postgres_database) = match backend {
-            Backend::Sqlite => (dir.path().join("leeway.db").to_string_lossy().into_owned(), None),
+            Backend::Sqlite => (
+                dir.path().join("leeway.db").to_string_lossy().into_owned(),
+                None,
+            ),
             Backend::Postgres => {
                 let Ok(admin_url) = std::env::var(POSTGRES_URL_VARIABLE) else {
                     assert!(
@@ -90,14 +105,20 @@ impl TestApp {
                 };
                 let name = format!("leeway_test_{}", uuid::Uuid::now_v7().simple());
                 let mut admin = PgConnection::establish(&admin_url).unwrap();
-                admin.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
+                admin
+                    .batch_execute(&format!("CREATE DATABASE {name}"))
+                    .unwrap();
                 (with_database(&admin_url, &name), Some((admin_url, name)))
             }
         };
         let config = Config {
             bind: "127.0.0.1:0".to_owned(),
             database: DatabaseUrl::parse(&database_url).unwrap(),
-            jwt: JwtConfig { secret: TEST_SECRET.as_bytes().to_vec(), issuer: None, audience: None },
+            jwt: JwtConfig {
+                secret: TEST_SECRET.as_bytes().to_vec(),
+                issuer: None,
+                audience: None,
+            },
             workers: Some(2),
         };
         let state = AppState::new(&config).unwrap();
@@ -105,7 +126,15 @@ impl TestApp {
         state
             .db
             .write_blocking(|connection| {
-                leeway::api::people::insert_person(connection, None, ADMIN.into(), "Ada Admin".into(), None, None, Role::Admin)
+                leeway::api::people::insert_person(
+                    connection,
+                    None,
+                    ADMIN.into(),
+                    "Ada Admin".into(),
+                    None,
+                    None,
+                    Role::Admin,
+                )
             })
             .unwrap();
         let db = state.db.clone();
@@ -132,7 +161,13 @@ impl TestApp {
     }
 
     /// Sends a request as `subject` (no token when `None`) with an optional JSON body.
-    pub async fn send(&self, method: Method, path: &str, subject: Option<&str>, body: Option<&Value>) -> Response {
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        subject: Option<&str>,
+        body: Option<&Value>,
+    ) -> Response {
         self.send_with(method, path, subject, body, &[]).await
     }
 
@@ -145,7 +180,9 @@ impl TestApp {
         body: Option<&Value>,
         headers: &[(&str, &str)],
     ) -> Response {
-        let mut request = self.client.request(method, format!("{}{path}", self.base_url));
+        let mut request = self
+            .client
+            .request(method, format!("{}{path}", self.base_url));
         if let Some(subject) = subject {
             request = request.bearer_auth(self.token(subject));
         }
@@ -163,30 +200,48 @@ impl TestApp {
     }
 
     pub async fn post(&self, subject: &str, path: &str, body: &Value) -> Response {
-        self.send(Method::POST, path, Some(subject), Some(body)).await
+        self.send(Method::POST, path, Some(subject), Some(body))
+            .await
     }
 
     pub async fn put(&self, subject: &str, path: &str, body: &Value) -> Response {
-        self.send(Method::PUT, path, Some(subject), Some(body)).await
+        self.send(Method::PUT, path, Some(subject), Some(body))
+            .await
     }
 
     pub async fn patch(&self, subject: &str, path: &str, body: &Value) -> Response {
-        self.send(Method::PATCH, path, Some(subject), Some(body)).await
+        self.send(Method::PATCH, path, Some(subject), Some(body))
+            .await
     }
 
     /// Runs SQL directly on the test database (for setting up states the API
     /// cannot reach on purpose).
     pub fn execute_sql(&self, sql: &str) {
-        self.db.write_blocking(|connection| Ok(connection.batch_execute(sql)?)).unwrap();
+        self.db
+            .write_blocking(|connection| Ok(connection.batch_execute(sql)?))
+            .unwrap();
     }
 
     /// An organisation to test against: team Ops (manager Mia, members Sam
     /// and Kim) with a 400.00 USD policy, sub-team Ops East (member Eve)
     /// under it, and a separate team Sales (manager Max, member Lou).
     pub async fn org(&self) -> Org {
-        let ops = self.post(ADMIN, "/v1/teams", &json!({"name": "Ops"})).await.id();
-        let ops_east = self.post(ADMIN, "/v1/teams", &json!({"name": "Ops East", "parent_id": ops})).await.id();
-        let sales = self.post(ADMIN, "/v1/teams", &json!({"name": "Sales"})).await.id();
+        let ops = self
+            .post(ADMIN, "/v1/teams", &json!({"name": "Ops"}))
+            .await
+            .id();
+        let ops_east = self
+            .post(
+                ADMIN,
+                "/v1/teams",
+                &json!({"name": "Ops East", "parent_id": ops}),
+            )
+            .await
+            .id();
+        let sales = self
+            .post(ADMIN, "/v1/teams", &json!({"name": "Sales"}))
+            .await
+            .id();
         let mia = self.person("mia", "manager", &ops).await;
         let max = self.person("max", "manager", &sales).await;
         let sam = self.person("sam", "member", &ops).await;
@@ -196,14 +251,34 @@ impl TestApp {
         let finance = json!({"subject": "fin", "name": "Fin", "role": "finance"});
         assert_eq!(self.post(ADMIN, "/v1/people", &finance).await.status, 201);
         for (team, manager) in [(&ops, &mia), (&sales, &max)] {
-            let response = self.patch(ADMIN, &format!("/v1/teams/{team}"), &json!({"manager_id": manager})).await;
+            let response = self
+                .patch(
+                    ADMIN,
+                    &format!("/v1/teams/{team}"),
+                    &json!({"manager_id": manager}),
+                )
+                .await;
             assert_eq!(response.status, 200, "{}", response.body);
         }
         for team in [&ops, &sales] {
             let policy = json!({"per_problem_limit": {"amount": "400.00", "currency": "USD"}, "review_sla_hours": 24});
-            assert_eq!(self.put(ADMIN, &format!("/v1/teams/{team}/policy"), &policy).await.status, 200);
+            assert_eq!(
+                self.put(ADMIN, &format!("/v1/teams/{team}/policy"), &policy)
+                    .await
+                    .status,
+                200
+            );
         }
-        Org { ops, ops_east, sales, mia, sam, kim, eve, lou }
+        Org {
+            ops,
+            ops_east,
+            sales,
+            mia,
+            sam,
+            kim,
+            eve,
+            lou,
+        }
     }
 
     async fn person(&self, subject: &str, role: &str, team: &str) -> String {
@@ -215,15 +290,25 @@ impl TestApp {
 
     /// Opens a problem as `subject` with the policy's limit.
     pub async fn open_problem(&self, subject: &str, title: &str) -> String {
-        let response =
-            self.post(subject, "/v1/problems", &json!({"title": title, "success_criteria": "It works again"})).await;
+        let response = self
+            .post(
+                subject,
+                "/v1/problems",
+                &json!({"title": title, "success_criteria": "It works again"}),
+            )
+            .await;
         assert_eq!(response.status, 201, "{}", response.body);
         response.id()
     }
 
     /// Logs a USD spend as `subject`.
     pub async fn spend(&self, subject: &str, problem: &str, amount: &str) -> Response {
-        self.post(subject, &format!("/v1/problems/{problem}/spends"), &spend_body(amount)).await
+        self.post(
+            subject,
+            &format!("/v1/problems/{problem}/spends"),
+            &spend_body(amount),
+        )
+        .await
     }
 }
 
@@ -255,13 +340,23 @@ pub async fn read(response: reqwest::Response) -> Response {
     let status = response.status().as_u16();
     let headers = response.headers().clone();
     let text = response.text().await.unwrap();
-    let body = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
-    Response { status, headers, body }
+    let body = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    };
+    Response {
+        status,
+        headers,
+        body,
+    }
 }
 
 /// `url` with its database name replaced by `name`.
 fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = url.split_once('?').map_or((url, None), |(base, query)| (base, Some(query)));
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(base, query)| (base, Some(query)));
     let scheme_end = base.find("://").map_or(0, |index| index + 3);
     let host_part = match base[scheme_end..].find('/') {
         Some(slash) => &base[..scheme_end + slash],
@@ -278,7 +373,8 @@ impl Drop for TestApp {
         drop(self.server.stop(false));
         if let Some((admin_url, name)) = &self.postgres_database {
             if let Ok(mut admin) = PgConnection::establish(admin_url) {
-                let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+                let _ =
+                    admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
             }
         }
     }
@@ -295,12 +391,12 @@ macro_rules! backend_tests {
 
                 #[actix_web::test]
                 async fn sqlite() {
-                    run($crate::helpers::TestApp::spawn($crate::helpers::Backend::Sqlite).await.unwrap()).await;
+                    run($crate::helpers::TestApp::spawn($crate::helpers::Backend::Sqlite).unwrap()).await;
                 }
 
                 #[actix_web::test]
                 async fn postgres() {
-                    if let Some(app) = $crate::helpers::TestApp::spawn($crate::helpers::Backend::Postgres).await {
+                    if let Some(app) = $crate::helpers::TestApp::spawn($crate::helpers::Backend::Postgres) {
                         run(app).await;
                     }
                 }

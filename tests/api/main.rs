@@ -1,6 +1,10 @@
 //! The integration test binary: the real server over HTTP, on SQLite and on
 //! PostgreSQL. See `helpers.rs` for the harness.
-#![expect(clippy::unwrap_used, clippy::expect_used, reason = "a test fails loudly on anything unexpected")]
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test fails loudly on anything unexpected"
+)]
 
 mod helpers;
 

@@ -16,7 +16,10 @@ fn spec() -> Value {
 #[test]
 fn the_spec_names_exactly_the_routes_the_server_registers() {
     let spec = spec();
-    assert_eq!(spec["openapi"].as_str().map(|v| v.starts_with("3.1")), Some(true));
+    assert_eq!(
+        spec["openapi"].as_str().map(|v| v.starts_with("3.1")),
+        Some(true)
+    );
     let mut documented = BTreeSet::new();
     for (path, item) in spec["paths"].as_object().unwrap() {
         for method in METHODS {
@@ -25,11 +28,16 @@ fn the_spec_names_exactly_the_routes_the_server_registers() {
             }
         }
     }
-    let registered: BTreeSet<(String, String)> =
-        leeway::api::ROUTES.iter().map(|(method, path)| ((*method).to_owned(), (*path).to_owned())).collect();
+    let registered: BTreeSet<(String, String)> = leeway::api::ROUTES
+        .iter()
+        .map(|(method, path)| ((*method).to_owned(), (*path).to_owned()))
+        .collect();
     let missing: Vec<_> = registered.difference(&documented).collect();
     let extra: Vec<_> = documented.difference(&registered).collect();
-    assert!(missing.is_empty() && extra.is_empty(), "not in openapi.yaml: {missing:?}; not served: {extra:?}");
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "not in openapi.yaml: {missing:?}; not served: {extra:?}"
+    );
 }
 
 #[test]
@@ -37,12 +45,23 @@ fn every_operation_documents_its_errors_as_problem_json() {
     let spec = spec();
     for (path, item) in spec["paths"].as_object().unwrap() {
         for method in METHODS {
-            let Some(operation) = item.get(method) else { continue };
-            assert!(operation["operationId"].is_string(), "{method} {path} has no operationId");
+            let Some(operation) = item.get(method) else {
+                continue;
+            };
+            assert!(
+                operation["operationId"].is_string(),
+                "{method} {path} has no operationId"
+            );
             let responses = operation["responses"].as_object().unwrap();
-            assert!(responses.keys().any(|status| status.starts_with('2')), "{method} {path} has no success response");
+            assert!(
+                responses.keys().any(|status| status.starts_with('2')),
+                "{method} {path} has no success response"
+            );
             if path.starts_with("/v1/") {
-                assert!(responses.contains_key("401"), "{method} {path} does not document 401");
+                assert!(
+                    responses.contains_key("401"),
+                    "{method} {path} does not document 401"
+                );
             }
         }
     }

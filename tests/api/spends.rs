@@ -7,9 +7,16 @@ use crate::backend_tests;
 use crate::helpers::{TestApp, spend_body};
 
 async fn problem_totals(app: &TestApp, subject: &str, problem: &str) -> (String, String, String) {
-    let body = app.get(subject, &format!("/v1/problems/{problem}")).await.body;
+    let body = app
+        .get(subject, &format!("/v1/problems/{problem}"))
+        .await
+        .body;
     let amount = |field: &str| body[field]["amount"].as_str().unwrap().to_owned();
-    (amount("approved"), amount("pending_review"), amount("remaining"))
+    (
+        amount("approved"),
+        amount("pending_review"),
+        amount("remaining"),
+    )
 }
 
 backend_tests! {
