@@ -208,10 +208,10 @@ impl ResponseError for ApiError {
         let request_id = REQUEST_ID.try_with(Clone::clone).ok();
         match self {
             Self::Internal(cause) => {
-                tracing::error!(request_id = request_id.as_deref(), %cause, "internal error")
+                tracing::error!(request_id = request_id.as_deref(), %cause, "internal error");
             }
             Self::Unavailable(cause) => {
-                tracing::warn!(request_id = request_id.as_deref(), %cause, "unavailable")
+                tracing::warn!(request_id = request_id.as_deref(), %cause, "unavailable");
             }
             _ => {}
         }

@@ -202,7 +202,7 @@ pub fn write_transaction<T>(
         // fails with SQLITE_BUSY if another writer got there first; BEGIN
         // IMMEDIATE takes it up front so busy_timeout queues writers instead.
         DbConnection::Sqlite(inner) => {
-            AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN IMMEDIATE")?
+            AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN IMMEDIATE")?;
         }
     }
     match work(connection) {

@@ -2,7 +2,6 @@
 //! PostgreSQL. See `helpers.rs` for the harness.
 #![expect(
     clippy::unwrap_used,
-    clippy::expect_used,
     reason = "a test fails loudly on anything unexpected"
 )]
 
