@@ -258,3 +258,48 @@ impl From<actix_web::error::BlockingError> for ApiError {
         Self::Internal(error.to_string())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use actix_web::body::MessageBody;
+
+    use super::*;
+
+    fn body_of(error: &ApiError) -> serde_json::Value {
+        let bytes = error.error_response().into_body().try_into_bytes().unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    #[test]
+    fn an_internal_error_says_nothing_internal() {
+        let error =
+            ApiError::Internal("relation \"spends\" does not exist at db/spends.rs".to_owned());
+        let body = body_of(&error);
+        assert_eq!(body["status"], 500);
+        assert_eq!(body["code"], "internal_error");
+        assert_eq!(body["detail"], "internal error");
+        assert!(!body.to_string().contains("spends"));
+    }
+
+    #[test]
+    fn a_request_id_in_scope_is_named_in_the_body() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let body = runtime.block_on(REQUEST_ID.scope("req-1".to_owned(), async {
+            body_of(&ApiError::Internal("boom".to_owned()))
+        }));
+        assert_eq!(body["request_id"], "req-1");
+    }
+
+    #[test]
+    fn unavailable_asks_the_client_to_retry() {
+        let response = ApiError::Unavailable("pool timed out".to_owned()).error_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers().get(header::RETRY_AFTER).unwrap(), "1");
+        assert_eq!(
+            response.headers().get(header::CONTENT_TYPE).unwrap(),
+            PROBLEM_JSON
+        );
+    }
+}

@@ -77,3 +77,55 @@ backend_tests! {
         assert_eq!(ready.body, json!({"status": "ready"}));
     }
 }
+
+/// With the database unreachable the server still answers, quickly and in
+/// problem+json: 503 with `Retry-After`, and `/readyz` says not ready.
+#[actix_web::test]
+async fn an_unreachable_database_answers_503_not_a_hang() {
+    let unreachable = "postgres://leeway@127.0.0.1:1/leeway?connect_timeout=1";
+    let config = leeway::config::Config {
+        bind: "127.0.0.1:0".to_owned(),
+        database: leeway::db::DatabaseUrl::parse(unreachable).unwrap(),
+        jwt: leeway::config::JwtConfig {
+            secret: crate::helpers::TEST_SECRET.as_bytes().to_vec(),
+            issuer: None,
+            audience: None,
+        },
+        workers: Some(1),
+    };
+    let state = leeway::app::AppState::new(&config).unwrap();
+    let token = state.tokens.issue("admin", 60).unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base_url = format!("http://{}", listener.local_addr().unwrap());
+    let server = leeway::app::serve(state, listener, config.workers).unwrap();
+    let handle = server.handle();
+    actix_web::rt::spawn(server);
+    let client = reqwest::Client::new();
+    let ready = read(
+        client
+            .get(format!("{base_url}/readyz"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    ready.assert_problem(503, "service_unavailable");
+    assert_eq!(ready.header("retry-after"), Some("1"));
+    let me = client
+        .get(format!("{base_url}/v1/me"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    read(me).await.assert_problem(503, "service_unavailable");
+    let live = read(
+        client
+            .get(format!("{base_url}/healthz"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(live.status, 200);
+    handle.stop(false).await;
+}
