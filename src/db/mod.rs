@@ -237,6 +237,7 @@ fn migrate(connection: &mut DbConnection) -> Result<(), String> {
     let outcome = connection
         .run_pending_migrations(MIGRATIONS)
         .map(|_| ())
+        .and_then(|()| Ok(install_append_only_guards(connection)?))
         .map_err(|error| error.to_string());
     if is_postgres {
         connection
@@ -244,6 +245,52 @@ fn migrate(connection: &mut DbConnection) -> Result<(), String> {
             .map_err(|error| error.to_string())?;
     }
     outcome
+}
+
+/// Tables whose rows are never changed or removed once written: the audit
+/// trail and the policy versions.
+pub const APPEND_ONLY_TABLES: [&str; 2] = ["events", "policies"];
+
+/// Makes the database itself refuse UPDATE and DELETE on the append-only
+/// tables, so not even a hand-typed statement rewrites history. Trigger
+/// syntax differs between the two databases (PL/pgSQL versus SQLite's
+/// RAISE), which is why this lives here and not in the portable migrations;
+/// both forms are idempotent and run after every migration.
+fn install_append_only_guards(connection: &mut DbConnection) -> diesel::QueryResult<()> {
+    let mut statements = Vec::new();
+    match connection {
+        DbConnection::Postgres(_) => {
+            statements.push(
+                "CREATE OR REPLACE FUNCTION leeway_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$ \
+                 BEGIN RAISE EXCEPTION 'the % table is append-only: % is refused', TG_TABLE_NAME, TG_OP; END $$"
+                    .to_owned(),
+            );
+            for table in APPEND_ONLY_TABLES {
+                statements.push(format!(
+                    "DROP TRIGGER IF EXISTS {table}_append_only ON {table}; \
+                     CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} \
+                     FOR EACH ROW EXECUTE FUNCTION leeway_refuse_change(); \
+                     DROP TRIGGER IF EXISTS {table}_no_truncate ON {table}; \
+                     CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} \
+                     FOR EACH STATEMENT EXECUTE FUNCTION leeway_refuse_change()"
+                ));
+            }
+        }
+        DbConnection::Sqlite(_) => {
+            for table in APPEND_ONLY_TABLES {
+                for operation in ["UPDATE", "DELETE"] {
+                    let name = format!("{table}_no_{}", operation.to_lowercase());
+                    statements.push(format!(
+                        "CREATE TRIGGER IF NOT EXISTS {name} BEFORE {operation} ON {table} \
+                         BEGIN SELECT RAISE(ABORT, 'the {table} table is append-only: {operation} is refused'); END"
+                    ));
+                }
+            }
+        }
+    }
+    statements
+        .iter()
+        .try_for_each(|statement| connection.batch_execute(statement))
 }
 
 /// A new UUIDv7 id as a string: time-ordered, so ids sort by creation.

@@ -217,9 +217,14 @@ impl TestApp {
     /// Runs SQL directly on the test database (for setting up states the API
     /// cannot reach on purpose).
     pub fn execute_sql(&self, sql: &str) {
+        self.try_execute_sql(sql).unwrap();
+    }
+
+    /// Like [`TestApp::execute_sql`], returning the database's refusal.
+    pub fn try_execute_sql(&self, sql: &str) -> Result<(), String> {
         self.db
             .write_blocking(|connection| Ok(connection.batch_execute(sql)?))
-            .unwrap();
+            .map_err(|error| format!("{error:?}"))
     }
 
     /// An organisation to test against: team Ops (manager Mia, members Sam

@@ -126,4 +126,23 @@ backend_tests! {
         app.get("sam", "/v1/events").await.assert_problem(403, "forbidden");
         app.get("mia", "/v1/events").await.assert_problem(403, "forbidden");
     }
+
+    async fn the_database_refuses_to_rewrite_history(app: TestApp) {
+        let org = app.org().await;
+        let before = app.get("fin", "/v1/events?limit=200").await.body["items"].as_array().unwrap().len();
+        for statement in [
+            "UPDATE events SET kind = 'forged'",
+            "DELETE FROM events",
+            "UPDATE policies SET per_problem_limit_minor = 1",
+            "DELETE FROM policies",
+        ] {
+            let refused = app.try_execute_sql(statement).unwrap_err();
+            assert!(refused.contains("append-only"), "{statement}: {refused}");
+        }
+        let after = app.get("fin", "/v1/events?limit=200").await.body;
+        assert_eq!(after["items"].as_array().unwrap().len(), before);
+        assert!(after["items"].as_array().unwrap().iter().all(|event| event["kind"] != "forged"));
+        let policy = app.get("sam", &format!("/v1/teams/{}/policy", org.ops)).await;
+        assert_eq!(policy.body["per_problem_limit"]["amount"], "400.00");
+    }
 }
