@@ -143,6 +143,9 @@ backend_tests! {
         assert_eq!(after["items"].as_array().unwrap().len(), before);
         assert!(after["items"].as_array().unwrap().iter().all(|event| event["kind"] != "forged"));
         let policy = app.get("sam", &format!("/v1/teams/{}/policy", org.ops)).await;
-        assert_eq!(policy.body["per_problem_limit"]["amount"], "400.00");
+        assert_eq!(
+            policy.body["per_problem_limit"],
+            json!({"amount": "400.00", "currency": "USD"})
+        );
     }
 }
