@@ -85,6 +85,9 @@ pub enum ApiError {
     /// The spend has already been decided.
     #[error("this spend has already been decided")]
     AlreadyDecided,
+    /// The spend is voided, or rejected and so counts nowhere: nothing to void.
+    #[error("this spend cannot be voided: it is {0}")]
+    NotVoidable(String),
     /// The problem is closed to new spends.
     #[error("the problem is closed: no new spends can be logged on it")]
     ProblemClosed,
@@ -153,6 +156,7 @@ impl ApiError {
             Self::Validation(_) => "validation_failed",
             Self::AlreadyDecided => "already_decided",
             Self::ProblemClosed => "problem_closed",
+            Self::NotVoidable(_) => "not_voidable",
             Self::Conflict(_) => "conflict",
             Self::NoPolicy => "no_policy",
             Self::IdempotencyKeyReused => "idempotency_key_reused",
@@ -196,6 +200,7 @@ impl ResponseError for ApiError {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
             Self::AlreadyDecided
+            | Self::NotVoidable(_)
             | Self::ProblemClosed
             | Self::Conflict(_)
             | Self::IdempotencyKeyInFlight => StatusCode::CONFLICT,

@@ -49,6 +49,7 @@ url_map! {
     "/v1/spends" => { get: spends::list }
     "/v1/spends/{id}" => { get: spends::show }
     "/v1/spends/{id}/review" => { post: reviews::decide }
+    "/v1/spends/{id}/void" => { post: spends::void }
     "/v1/reviews" => { get: reviews::queue }
     "/v1/events" => { get: events::list }
 }

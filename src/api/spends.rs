@@ -53,6 +53,9 @@ pub struct SpendJson {
     decided_by: Option<String>,
     decided_at: Option<String>,
     decision_note: Option<String>,
+    voided_by: Option<String>,
+    voided_at: Option<String>,
+    void_reason: Option<String>,
 }
 
 impl SpendJson {
@@ -77,6 +80,9 @@ impl SpendJson {
             decided_by: row.decided_by,
             decided_at: row.decided_at.map(rfc3339),
             decision_note: row.decision_note,
+            voided_by: row.voided_by,
+            voided_at: row.voided_at.map(rfc3339),
+            void_reason: row.void_reason,
         })
     }
 }
@@ -222,6 +228,9 @@ fn log(
         decided_by: None,
         decided_at: None,
         decision_note: None,
+        voided_by: None,
+        voided_at: None,
+        void_reason: None,
     };
     spends::insert(connection, &spend)?;
     let kind = if overrun_minor.is_some() {
@@ -341,4 +350,77 @@ pub async fn show(
         .read(move |connection| find_visible_spend(connection, &caller, &id))
         .await?;
     Ok(HttpResponse::Ok().json(SpendJson::from_row(spend)?))
+}
+
+/// `POST /v1/spends/{id}/void` body.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VoidBody {
+    /// Why; always required, it is the audit record of the correction.
+    reason: String,
+}
+
+/// `POST /v1/spends/{id}/void`: the correction for a spend logged in error.
+/// The spend keeps its row and figures; its amount leaves the problem's
+/// totals. To correct an amount, void and log anew.
+pub async fn void(
+    state: web::Data<AppState>,
+    caller: Caller,
+    request: HttpRequest,
+    path: web::Path<String>,
+    body: web::Json<VoidBody>,
+) -> Result<HttpResponse, ApiError> {
+    let spend_id = parse_id(&path, "spend")?;
+    let key = idempotency::idempotency_key(&request)?;
+    let fingerprint =
+        idempotency::fingerprint(&format!("POST /v1/spends/{spend_id}/void"), &*body)?;
+    let mut checks = Checks::default();
+    let reason = checks.text("reason", &body.reason, TEXT_LENGTH_MAX);
+    checks.finish()?;
+    let request = Idempotent {
+        caller_id: caller.person_id.clone(),
+        key,
+        fingerprint,
+        status: StatusCode::OK,
+    };
+    idempotency::respond(&state, request, move |connection| {
+        apply_void(connection, &caller, &spend_id, &reason)
+    })
+    .await
+}
+
+fn apply_void(
+    connection: &mut DbConnection,
+    caller: &Caller,
+    spend_id: &str,
+    reason: &str,
+) -> Result<SpendJson, ApiError> {
+    let (spend, problem) = find_visible_spend(connection, caller, spend_id)?;
+    let was_pending = spend.status == "pending_review";
+    if !caller.may_void(problem_ref(&problem), &spend.logged_by, was_pending) {
+        return Err(ApiError::Forbidden(
+            "whoever logged a spend may void it while it awaits review; a manager of the team at any time".to_owned(),
+        ));
+    }
+    if !matches!(
+        spend.status.as_str(),
+        "approved" | "approved_by_manager" | "pending_review"
+    ) {
+        return Err(ApiError::NotVoidable(spend.status));
+    }
+    if !spends::void(
+        connection,
+        spend_id,
+        &spend.status,
+        &caller.person_id,
+        now(),
+        reason,
+    )? {
+        return Err(ApiError::Conflict(
+            "the spend changed while it was being voided: read it and retry".to_owned(),
+        ));
+    }
+    problems::release(connection, &problem.id, spend.amount_minor, was_pending)?;
+    let spend = spends::find(connection, spend_id)?.ok_or(ApiError::NotFound("spend"))?;
+    record(connection, caller, "spend.voided", &spend, &problem.team_id)
 }

@@ -240,3 +240,24 @@ pub fn settle_pending(
         .execute(connection)?;
     Ok(())
 }
+
+/// Takes a voided spend's amount back out of the total it counted in:
+/// `pending_review` if it was awaiting review, `approved` if it was approved.
+pub fn release(
+    connection: &mut DbConnection,
+    problem_id: &str,
+    amount_minor: i64,
+    was_pending: bool,
+) -> Result<(), ApiError> {
+    let target = problems::table.find(problem_id);
+    if was_pending {
+        diesel::update(target)
+            .set(problems::pending_review_minor.eq(problems::pending_review_minor - amount_minor))
+            .execute(connection)?;
+    } else {
+        diesel::update(target)
+            .set(problems::approved_minor.eq(problems::approved_minor - amount_minor))
+            .execute(connection)?;
+    }
+    Ok(())
+}

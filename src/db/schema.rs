@@ -76,6 +76,9 @@ diesel::table! {
         decided_by -> Nullable<Text>,
         decided_at -> Nullable<Timestamp>,
         decision_note -> Nullable<Text>,
+        voided_by -> Nullable<Text>,
+        voided_at -> Nullable<Timestamp>,
+        void_reason -> Nullable<Text>,
     }
 }
 

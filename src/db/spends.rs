@@ -43,6 +43,12 @@ pub struct SpendRow {
     pub decided_at: Option<chrono::NaiveDateTime>,
     /// The reviewer's note.
     pub decision_note: Option<String>,
+    /// Who voided it.
+    pub voided_by: Option<String>,
+    /// When it was voided.
+    pub voided_at: Option<chrono::NaiveDateTime>,
+    /// Why it was voided.
+    pub void_reason: Option<String>,
 }
 
 /// Optional filters on the spend list.
@@ -166,6 +172,31 @@ pub fn decide(
         spends::decided_by.eq(decision.decided_by),
         spends::decided_at.eq(decision.decided_at),
         spends::decision_note.eq(decision.note),
+    ))
+    .execute(connection)?;
+    Ok(changed == 1)
+}
+
+/// Voids a spend that is still in `from_status`. Returns false when a
+/// concurrent request changed it first: guarded in SQL like every decision.
+pub fn void(
+    connection: &mut DbConnection,
+    spend_id: &str,
+    from_status: &str,
+    voided_by: &str,
+    voided_at: chrono::NaiveDateTime,
+    reason: &str,
+) -> Result<bool, ApiError> {
+    let changed = diesel::update(
+        spends::table
+            .filter(spends::id.eq(spend_id))
+            .filter(spends::status.eq(from_status)),
+    )
+    .set((
+        spends::status.eq("voided"),
+        spends::voided_by.eq(voided_by),
+        spends::voided_at.eq(voided_at),
+        spends::void_reason.eq(reason),
     ))
     .execute(connection)?;
     Ok(changed == 1)

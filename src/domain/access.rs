@@ -151,6 +151,16 @@ impl Caller {
         self.may_edit_problem(problem)
     }
 
+    /// Whether the caller may void a spend: whoever logged it while it still
+    /// awaits review, or a manager of the problem's team at any time.
+    #[must_use]
+    pub fn may_void(&self, problem: ProblemRef<'_>, logged_by: &str, pending: bool) -> bool {
+        self.manages_team(problem.team_id)
+            || (pending
+                && logged_by == self.person_id
+                && matches!(self.role, Role::Member | Role::Manager))
+    }
+
     /// Whether the caller may decide a flagged spend, and if not, why.
     pub fn may_review(&self, problem: ProblemRef<'_>, logged_by: &str) -> Result<(), ReviewDenied> {
         if logged_by == self.person_id || problem.owner_id == self.person_id {
@@ -248,6 +258,18 @@ mod tests {
             finance.may_review(THEIRS, "ana"),
             Err(ReviewDenied::NotAReviewer)
         );
+    }
+
+    #[test]
+    fn voids_are_for_the_logger_while_pending_and_for_managers_always() {
+        let member = caller(Role::Member, Some("ops"), &[]);
+        assert!(member.may_void(MINE, "me", true));
+        assert!(!member.may_void(MINE, "me", false));
+        assert!(!member.may_void(THEIRS, "ana", true));
+        let manager = caller(Role::Manager, Some("ops"), &["ops"]);
+        assert!(manager.may_void(THEIRS, "ana", false));
+        let finance = caller(Role::Finance, None, &[]);
+        assert!(!finance.may_void(THEIRS, "ana", true));
     }
 
     #[test]

@@ -204,4 +204,30 @@ backend_tests! {
         let response = app.post("lee", "/v1/problems", &json!({"title": "Scope", "success_criteria": "Focused"})).await;
         response.assert_problem(422, "no_policy");
     }
+
+    async fn voiding_reverses_a_spend_and_keeps_its_record(app: TestApp) {
+        let org = app.org().await;
+        let problem = app.open_problem("sam", "Typo").await;
+        let approved = app.spend("sam", &problem, "300.00").await.id();
+        let pending = app.spend("sam", &problem, "200.00").await.id();
+        let reason = json!({"reason": "Logged twice"});
+        let voided = app.post("sam", &format!("/v1/spends/{pending}/void"), &reason).await;
+        assert_eq!(voided.status, 200, "{}", voided.body);
+        assert_eq!(voided.body["status"], "voided");
+        assert_eq!(voided.body["voided_by"], org.sam);
+        assert_eq!(voided.body["void_reason"], "Logged twice");
+        assert_eq!(voided.body["amount"]["amount"], "200.00");
+        assert_eq!(problem_totals(&app, "sam", &problem).await, ("300.00".into(), "0.00".into(), "100.00".into()));
+        // The logger may not void what is already approved; finance changes nothing.
+        app.post("sam", &format!("/v1/spends/{approved}/void"), &reason).await.assert_problem(403, "forbidden");
+        app.post("fin", &format!("/v1/spends/{approved}/void"), &reason).await.assert_problem(403, "forbidden");
+        app.post("mia", &format!("/v1/spends/{approved}/void"), &json!({"reason": " "})).await.assert_problem(422, "validation_failed");
+        let by_manager = app.post("mia", &format!("/v1/spends/{approved}/void"), &json!({"reason": "Wrong problem"})).await;
+        assert_eq!(by_manager.body["status"], "voided");
+        assert_eq!(problem_totals(&app, "sam", &problem).await, ("0.00".into(), "0.00".into(), "400.00".into()));
+        app.post("mia", &format!("/v1/spends/{approved}/void"), &reason).await.assert_problem(409, "not_voidable");
+        app.post("mia", &format!("/v1/spends/{pending}/review"), &json!({"decision": "approve"})).await.assert_problem(409, "already_decided");
+        let events = app.get("fin", &format!("/v1/events?problem_id={problem}&kind=spend.voided")).await;
+        assert_eq!(events.body["items"].as_array().unwrap().len(), 2);
+    }
 }
