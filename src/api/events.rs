@@ -54,6 +54,23 @@ pub struct ListQuery {
     kind: Option<String>,
     problem_id: Option<String>,
     subject_id: Option<String>,
+    team_id: Option<String>,
+    actor_id: Option<String>,
+    /// RFC 3339; inclusive.
+    from: Option<String>,
+    /// RFC 3339; exclusive.
+    to: Option<String>,
+}
+
+/// Reads an RFC 3339 timestamp from a query parameter, as UTC.
+fn parse_time(text: &str, name: &str) -> Result<chrono::NaiveDateTime, ApiError> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|time| time.naive_utc())
+        .map_err(|_| {
+            ApiError::InvalidQuery(format!(
+                "{name} must be an RFC 3339 time such as 2026-11-25T00:00:00Z"
+            ))
+        })
 }
 
 /// `GET /v1/events`, oldest first.
@@ -89,6 +106,26 @@ pub async fn list(
             .subject_id
             .as_deref()
             .map(|id| parse_query_id(id, "subject_id"))
+            .transpose()?,
+        team_id: query
+            .team_id
+            .as_deref()
+            .map(|id| parse_query_id(id, "team_id"))
+            .transpose()?,
+        actor_id: query
+            .actor_id
+            .as_deref()
+            .map(|id| parse_query_id(id, "actor_id"))
+            .transpose()?,
+        from: query
+            .from
+            .as_deref()
+            .map(|text| parse_time(text, "from"))
+            .transpose()?,
+        to: query
+            .to
+            .as_deref()
+            .map(|text| parse_time(text, "to"))
             .transpose()?,
     };
     let rows = state

@@ -80,6 +80,14 @@ pub struct EventFilter {
     pub problem_id: Option<String>,
     /// Only events about this subject.
     pub subject_id: Option<String>,
+    /// Only events of this team.
+    pub team_id: Option<String>,
+    /// Only events by this person.
+    pub actor_id: Option<String>,
+    /// Only events at or after this time.
+    pub from: Option<chrono::NaiveDateTime>,
+    /// Only events before this time.
+    pub to: Option<chrono::NaiveDateTime>,
 }
 
 /// Lists events oldest first.
@@ -100,6 +108,18 @@ pub fn list(
     }
     if let Some(subject_id) = &filter.subject_id {
         query = query.filter(events::subject_id.eq(subject_id.clone()));
+    }
+    if let Some(team_id) = &filter.team_id {
+        query = query.filter(events::team_id.eq(team_id.clone()));
+    }
+    if let Some(actor_id) = &filter.actor_id {
+        query = query.filter(events::actor_id.eq(actor_id.clone()));
+    }
+    if let Some(from) = filter.from {
+        query = query.filter(events::occurred_at.ge(from));
+    }
+    if let Some(to) = filter.to {
+        query = query.filter(events::occurred_at.lt(to));
     }
     if let Some(after) = &page.after {
         query = query.filter(events::id.gt(after.clone()));

@@ -125,6 +125,20 @@ backend_tests! {
         assert_eq!(team_events.body["items"].as_array().unwrap().len(), 3);
         app.get("sam", "/v1/events").await.assert_problem(403, "forbidden");
         app.get("mia", "/v1/events").await.assert_problem(403, "forbidden");
+        let by_mia = app.get("fin", &format!("/v1/events?actor_id={}", org.mia)).await;
+        let kinds: Vec<&str> = by_mia.body["items"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
+        assert_eq!(kinds, ["spend.rejected"]);
+        let sales = app.get("fin", &format!("/v1/events?team_id={}&kind=spend.flagged", org.sales)).await;
+        assert_eq!(sales.body["items"], json!([]));
+        let ops = app.get("fin", &format!("/v1/events?team_id={}&kind=spend.flagged", org.ops)).await;
+        assert_eq!(ops.body["items"].as_array().unwrap().len(), 1);
+        let future = app.get("fin", "/v1/events?from=2999-01-01T00:00:00Z").await;
+        assert_eq!(future.body["items"], json!([]));
+        let past = app.get("fin", "/v1/events?to=2000-01-01T00:00:00Z").await;
+        assert_eq!(past.body["items"], json!([]));
+        let window = app.get("fin", "/v1/events?from=2000-01-01T00:00:00Z&to=2999-01-01T00:00:00%2B02:00&limit=200").await;
+        assert!(window.body["items"].as_array().unwrap().len() >= 3);
+        app.get("fin", "/v1/events?from=yesterday").await.assert_problem(400, "invalid_query");
     }
 
     async fn the_database_refuses_to_rewrite_history(app: TestApp) {
