@@ -24,6 +24,30 @@ pub const CLIENT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Header carrying the request id on every response.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
+/// How often each process purges expired idempotency keys.
+pub const IDEMPOTENCY_PURGE_INTERVAL: Duration = Duration::from_secs(600);
+
+/// Purges expired idempotency keys every [`IDEMPOTENCY_PURGE_INTERVAL`] for
+/// as long as the server runs, so the table stays bounded by a day's traffic.
+fn spawn_idempotency_purge(db: Db) {
+    actix_web::rt::spawn(async move {
+        let mut ticks = actix_web::rt::time::interval(IDEMPOTENCY_PURGE_INTERVAL);
+        loop {
+            ticks.tick().await;
+            let purged = db
+                .write(|connection| {
+                    crate::db::idempotency::purge_expired(connection, crate::db::now())
+                })
+                .await;
+            match purged {
+                Ok(0) => {}
+                Ok(count) => tracing::info!(count, "purged expired idempotency keys"),
+                Err(error) => tracing::warn!(%error, "could not purge expired idempotency keys"),
+            }
+        }
+    });
+}
+
 /// State shared by every request of one process. Nothing here holds
 /// correctness: all of that lives in database transactions, so any number
 /// of processes can serve one database.
@@ -51,6 +75,7 @@ pub fn serve(
     listener: TcpListener,
     workers: Option<usize>,
 ) -> std::io::Result<Server> {
+    spawn_idempotency_purge(state.db.clone());
     let state = web::Data::new(state);
     let mut server = HttpServer::new(move || {
         App::new()

@@ -140,3 +140,30 @@ pub fn release(connection: &mut DbConnection, caller_id: &str, key: &str) -> Res
     .execute(connection)?;
     Ok(())
 }
+
+/// Most expired keys removed by one purge, so a purge is a short transaction.
+pub const PURGE_BATCH_SIZE: i64 = 1_000;
+
+/// Deletes up to [`PURGE_BATCH_SIZE`] keys older than [`IDEMPOTENCY_KEY_TTL`];
+/// returns how many. Safe to run from several processes at once.
+pub fn purge_expired(connection: &mut DbConnection, now: NaiveDateTime) -> Result<usize, ApiError> {
+    let cutoff = now - IDEMPOTENCY_KEY_TTL;
+    let expired: Vec<(String, String)> = idempotency_keys::table
+        .filter(idempotency_keys::created_at.lt(cutoff))
+        .select((
+            idempotency_keys::caller_id,
+            idempotency_keys::idempotency_key,
+        ))
+        .limit(PURGE_BATCH_SIZE)
+        .load(connection)?;
+    let mut purged = 0;
+    for (caller_id, key) in &expired {
+        purged += diesel::delete(
+            idempotency_keys::table
+                .find((caller_id, key))
+                .filter(idempotency_keys::created_at.lt(cutoff)),
+        )
+        .execute(connection)?;
+    }
+    Ok(purged)
+}

@@ -94,4 +94,20 @@ backend_tests! {
         // Without the key the second decision is a conflict.
         app.post("mia", &path, &review).await.assert_problem(409, "already_decided");
     }
+
+    async fn expired_keys_are_purged_and_then_free(app: TestApp) {
+        app.org().await;
+        let problem = app.open_problem("sam", "Old key").await;
+        let path = format!("/v1/problems/{problem}/spends");
+        let key = [("idempotency-key", "yesterday")];
+        assert_eq!(app.send_with(Method::POST, &path, Some("sam"), Some(&spend_body("1.00")), &key).await.status, 201);
+        app.execute_sql("UPDATE idempotency_keys SET created_at = '2000-01-01 00:00:00'");
+        let purged = app.db.write_blocking(|connection| leeway::db::idempotency::purge_expired(connection, leeway::db::now())).unwrap();
+        assert_eq!(purged, 1);
+        // An expired key is a new key: the request runs again.
+        let again = app.send_with(Method::POST, &path, Some("sam"), Some(&spend_body("1.00")), &key).await;
+        assert_eq!(again.status, 201);
+        assert_eq!(again.header("idempotent-replayed"), None);
+        assert_eq!(app.get("sam", &format!("/v1/spends?problem_id={problem}")).await.body["items"].as_array().unwrap().len(), 2);
+    }
 }
