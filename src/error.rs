@@ -64,9 +64,9 @@ pub enum ApiError {
     /// No route answers this path.
     #[error("no route matches this path")]
     RouteNotFound,
-    /// The route exists but not with this method.
-    #[error("this method is not allowed on this route")]
-    MethodNotAllowed,
+    /// The route exists but not with this method; holds the allowed ones.
+    #[error("this method is not allowed on this route: use {0}")]
+    MethodNotAllowed(String),
     /// The body is not JSON.
     #[error("{0}")]
     MalformedJson(String),
@@ -148,7 +148,7 @@ impl ApiError {
             Self::Forbidden(_) => "forbidden",
             Self::SelfReviewForbidden => "self_review_forbidden",
             Self::NotFound(_) | Self::RouteNotFound => "not_found",
-            Self::MethodNotAllowed => "method_not_allowed",
+            Self::MethodNotAllowed(_) => "method_not_allowed",
             Self::MalformedJson(_) => "malformed_json",
             Self::InvalidQuery(_) => "invalid_query",
             Self::UnsupportedMediaType => "unsupported_media_type",
@@ -192,7 +192,7 @@ impl ResponseError for ApiError {
             Self::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) | Self::SelfReviewForbidden => StatusCode::FORBIDDEN,
             Self::NotFound(_) | Self::RouteNotFound => StatusCode::NOT_FOUND,
-            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::MalformedJson(_) | Self::InvalidQuery(_) => StatusCode::BAD_REQUEST,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -237,6 +237,9 @@ impl ResponseError for ApiError {
         response.insert_header((header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON)));
         if matches!(self, Self::Unavailable(_)) {
             response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS.to_string()));
+        }
+        if let Self::MethodNotAllowed(allow) = self {
+            response.insert_header((header::ALLOW, allow.clone()));
         }
         if matches!(self, Self::Unauthenticated(_)) {
             response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));

@@ -26,7 +26,7 @@ macro_rules! url_map {
 
         /// The whole URL map.
         pub fn routes(config: &mut web::ServiceConfig) {
-            $(config.service(resource($path)$(.route(web::$method().to($handler)))+);)*
+            $(config.service(resource($path, &[$(stringify!($method)),+])$(.route(web::$method().to($handler)))+);)*
         }
     };
 }
@@ -54,13 +54,18 @@ url_map! {
     "/v1/events" => { get: events::list }
 }
 
-/// A resource whose unknown methods answer 405 problem+json.
-fn resource(path: &str) -> actix_web::Resource {
-    web::resource(path).default_service(web::to(method_not_allowed))
-}
-
-async fn method_not_allowed() -> Result<actix_web::HttpResponse, ApiError> {
-    Err(ApiError::MethodNotAllowed)
+/// A resource whose other methods answer 405 problem+json with the `Allow`
+/// header RFC 9110 requires.
+fn resource(path: &str, methods: &[&str]) -> actix_web::Resource {
+    let allow = methods
+        .iter()
+        .map(|method| method.to_uppercase())
+        .collect::<Vec<_>>()
+        .join(", ");
+    web::resource(path).default_service(web::to(move || {
+        let allow = allow.clone();
+        async move { Err::<actix_web::HttpResponse, _>(ApiError::MethodNotAllowed(allow)) }
+    }))
 }
 
 /// Answers every path no route matches.

@@ -6,8 +6,8 @@ use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
 use super::types::{
-    Checks, EMAIL_LENGTH_MAX, ListJson, NAME_LENGTH_MAX, PageQuery, SUBJECT_LENGTH_MAX, nullable,
-    page_request, parse_id,
+    Body, Checks, EMAIL_LENGTH_MAX, ListJson, NAME_LENGTH_MAX, PageQuery, SUBJECT_LENGTH_MAX,
+    nullable, page_request, parse_id,
 };
 use crate::app::AppState;
 use crate::db::events::{self, Subject};
@@ -175,7 +175,7 @@ pub fn insert_person(
 pub async fn create(
     state: web::Data<AppState>,
     caller: Caller,
-    body: web::Json<CreatePerson>,
+    body: Body<CreatePerson>,
 ) -> Result<HttpResponse, ApiError> {
     if !caller.administers() {
         return Err(ApiError::Forbidden(
@@ -263,7 +263,7 @@ pub async fn update(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<String>,
-    body: web::Json<UpdatePerson>,
+    body: Body<UpdatePerson>,
 ) -> Result<HttpResponse, ApiError> {
     if !caller.administers() {
         return Err(ApiError::Forbidden(

@@ -6,7 +6,7 @@ use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
 use super::types::{
-    Checks, ListJson, MoneyInput, MoneyJson, PageQuery, page_request, parse_id, stored_money,
+    Body, Checks, ListJson, MoneyInput, MoneyJson, PageQuery, page_request, parse_id, stored_money,
 };
 use crate::app::AppState;
 use crate::db::events::{self, Subject};
@@ -59,7 +59,7 @@ pub async fn put(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<String>,
-    body: web::Json<PutPolicy>,
+    body: Body<PutPolicy>,
 ) -> Result<HttpResponse, ApiError> {
     let team_id = parse_id(&path, "team")?;
     let mut checks = Checks::default();

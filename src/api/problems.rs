@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::idempotency::{self, Idempotent};
 use super::types::{
-    Checks, ListJson, MoneyInput, MoneyJson, TEXT_LENGTH_MAX, TITLE_LENGTH_MAX, page_request,
+    Body, Checks, ListJson, MoneyInput, MoneyJson, TEXT_LENGTH_MAX, TITLE_LENGTH_MAX, page_request,
     parse_id, stored_money,
 };
 use crate::app::AppState;
@@ -156,7 +156,7 @@ pub async fn create(
     state: web::Data<AppState>,
     caller: Caller,
     request: HttpRequest,
-    body: web::Json<CreateProblem>,
+    body: Body<CreateProblem>,
 ) -> Result<HttpResponse, ApiError> {
     let key = idempotency::idempotency_key(&request)?;
     let fingerprint = idempotency::fingerprint("POST /v1/problems", &*body)?;
@@ -393,7 +393,7 @@ pub async fn update(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<String>,
-    body: web::Json<UpdateProblem>,
+    body: Body<UpdateProblem>,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&path, "problem")?;
     let body = body.into_inner();

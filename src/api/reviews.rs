@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::idempotency::{self, Idempotent};
 use super::problems::problem_ref;
 use super::spends::{SpendJson, find_visible_spend, record};
-use super::types::{Checks, ListJson, PageQuery, TEXT_LENGTH_MAX, page_request, parse_id};
+use super::types::{Body, Checks, ListJson, PageQuery, TEXT_LENGTH_MAX, page_request, parse_id};
 use crate::app::AppState;
 use crate::db::spends::{self, Decision};
 use crate::db::{DbConnection, Page, now, problems};
@@ -40,7 +40,7 @@ pub async fn decide(
     caller: Caller,
     request: HttpRequest,
     path: web::Path<String>,
-    body: web::Json<ReviewBody>,
+    body: Body<ReviewBody>,
 ) -> Result<HttpResponse, ApiError> {
     let spend_id = parse_id(&path, "spend")?;
     let key = idempotency::idempotency_key(&request)?;

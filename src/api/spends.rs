@@ -11,8 +11,8 @@ use super::problems::{
     find_visible, parse_query_id, problem_ref, stored_currency, totals, visibility,
 };
 use super::types::{
-    CATEGORY_LENGTH_MAX, Checks, ListJson, MoneyInput, MoneyJson, NAME_LENGTH_MAX, TEXT_LENGTH_MAX,
-    page_request, parse_id, stored_money,
+    Body, CATEGORY_LENGTH_MAX, Checks, ListJson, MoneyInput, MoneyJson, NAME_LENGTH_MAX,
+    TEXT_LENGTH_MAX, page_request, parse_id, stored_money,
 };
 use crate::app::AppState;
 use crate::db::events::{self, Subject};
@@ -150,7 +150,7 @@ pub async fn create(
     caller: Caller,
     request: HttpRequest,
     path: web::Path<String>,
-    body: web::Json<CreateSpend>,
+    body: Body<CreateSpend>,
 ) -> Result<HttpResponse, ApiError> {
     let problem_id = parse_id(&path, "problem")?;
     let key = idempotency::idempotency_key(&request)?;
@@ -368,7 +368,7 @@ pub async fn void(
     caller: Caller,
     request: HttpRequest,
     path: web::Path<String>,
-    body: web::Json<VoidBody>,
+    body: Body<VoidBody>,
 ) -> Result<HttpResponse, ApiError> {
     let spend_id = parse_id(&path, "spend")?;
     let key = idempotency::idempotency_key(&request)?;

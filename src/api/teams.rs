@@ -5,7 +5,7 @@ use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
 use super::types::{
-    Checks, ListJson, NAME_LENGTH_MAX, PageQuery, nullable, page_request, parse_id,
+    Body, Checks, ListJson, NAME_LENGTH_MAX, PageQuery, nullable, page_request, parse_id,
 };
 use crate::app::AppState;
 use crate::db::events::{self, Subject};
@@ -117,7 +117,7 @@ fn check_parent(
 pub async fn create(
     state: web::Data<AppState>,
     caller: Caller,
-    body: web::Json<CreateTeam>,
+    body: Body<CreateTeam>,
 ) -> Result<HttpResponse, ApiError> {
     require_admin(&caller)?;
     let body = body.into_inner();
@@ -214,7 +214,7 @@ pub async fn update(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<String>,
-    body: web::Json<UpdateTeam>,
+    body: Body<UpdateTeam>,
 ) -> Result<HttpResponse, ApiError> {
     require_admin(&caller)?;
     let id = parse_id(&path, "team")?;

@@ -2,6 +2,11 @@
 //! JSON, list pages and cursors, ids in paths, and field checks that collect
 //! every refusal of a body into one 422.
 
+use std::ops::Deref;
+
+use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
+use futures_util::future::LocalBoxFuture;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::db::{Page, PageRequest};
@@ -31,6 +36,56 @@ pub const SUBJECT_LENGTH_MAX: usize = 255;
 pub const EMAIL_LENGTH_MAX: usize = 254;
 /// Prefix that versions the cursor format.
 const CURSOR_VERSION: &str = "v1:";
+
+/// A request body: one JSON object parsed into `T`. Unlike `web::Json`, it
+/// refuses a JSON array, from which serde would fill a struct's fields by
+/// position. Size, content type and syntax are checked by the `JsonConfig`
+/// registered in `app.rs`.
+#[derive(Debug)]
+pub struct Body<T>(pub T);
+
+impl<T> Body<T> {
+    /// The parsed body.
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+impl<T> Deref for Body<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for Body<T> {
+    type Error = actix_web::Error;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let json = web::Json::<serde_json::Value>::from_request(request, payload);
+        Box::pin(async move {
+            let value = json.await?.into_inner();
+            if !value.is_object() {
+                return Err(ApiError::field(
+                    "body",
+                    "not_an_object",
+                    "send the body as a JSON object",
+                )
+                .into());
+            }
+            serde_json::from_value(value).map(Body).map_err(|error| {
+                ApiError::Validation(vec![FieldError {
+                    field: "body".to_owned(),
+                    code: "invalid_field",
+                    message: error.to_string(),
+                }])
+                .into()
+            })
+        })
+    }
+}
 
 /// Money as JSON: `{"amount": "400.00", "currency": "USD"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

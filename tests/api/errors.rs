@@ -59,7 +59,13 @@ backend_tests! {
         app.get("sam", "/v1/nothing-here").await.assert_problem(404, "not_found");
         app.get("sam", "/v1/problems/not-a-uuid").await.assert_problem(404, "not_found");
         app.get("sam", "/v1/problems/01936d5e-0000-7000-8000-000000000000").await.assert_problem(404, "not_found");
-        app.send(Method::DELETE, "/v1/problems", Some("sam"), None).await.assert_problem(405, "method_not_allowed");
+        let delete = app.send(Method::DELETE, "/v1/problems", Some("sam"), None).await;
+        delete.assert_problem(405, "method_not_allowed");
+        assert_eq!(delete.header("allow"), Some("POST, GET"));
+        let array = app.post("admin", "/v1/teams", &json!(["Positional team"])).await;
+        array.assert_problem(422, "validation_failed");
+        assert_eq!(array.body["errors"][0]["code"], "not_an_object");
+        assert_eq!(app.get("admin", "/v1/teams").await.body["items"].as_array().unwrap().len(), 3);
         app.get("sam", "/v1/spends?status=paid").await.assert_problem(400, "invalid_query");
         app.get("sam", "/v1/spends?problem_id=42").await.assert_problem(400, "invalid_query");
         app.get("sam", "/v1/problems?status=maybe").await.assert_problem(400, "invalid_query");
