@@ -48,6 +48,30 @@ fn spawn_idempotency_purge(db: Db) {
     });
 }
 
+/// Seals an audit checkpoint every [`crate::db::audit::CHECKPOINT_INTERVAL_SECS`]
+/// (the first one interval after start) for as long as the server runs.
+/// Several processes may race; the checkpoint number's key lets one win.
+fn spawn_checkpoint_sealer(db: Db) {
+    actix_web::rt::spawn(async move {
+        let period = Duration::from_secs(crate::db::audit::CHECKPOINT_INTERVAL_SECS);
+        let start = actix_web::rt::time::Instant::now() + period;
+        let mut ticks = actix_web::rt::time::interval_at(start, period);
+        loop {
+            ticks.tick().await;
+            match db.read(crate::db::audit::seal_checkpoint).await {
+                Ok(Some(checkpoint)) => tracing::info!(
+                    number = checkpoint.number,
+                    as_of = checkpoint.as_of,
+                    hash = %checkpoint.hash,
+                    "sealed audit checkpoint"
+                ),
+                Ok(None) => {}
+                Err(error) => tracing::warn!(%error, "could not seal an audit checkpoint"),
+            }
+        }
+    });
+}
+
 /// State shared by every request of one process. Nothing here holds
 /// correctness: all of that lives in database transactions, so any number
 /// of processes can serve one database.
@@ -76,6 +100,7 @@ pub fn serve(
     workers: Option<usize>,
 ) -> std::io::Result<Server> {
     spawn_idempotency_purge(state.db.clone());
+    spawn_checkpoint_sealer(state.db.clone());
     let state = web::Data::new(state);
     let mut server = HttpServer::new(move || {
         App::new()

@@ -96,6 +96,9 @@ pub enum Command {
         #[arg(long, default_value_t = TOKEN_TTL_SECS_DEFAULT)]
         ttl_secs: u64,
     },
+    /// Recompute the audit hash chains; print the report and, when every
+    /// link holds, seal a checkpoint. Exits non-zero on a broken link.
+    Verify,
     /// Create the first admin.
     Bootstrap {
         /// The admin's JWT subject.

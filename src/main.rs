@@ -30,6 +30,7 @@ fn main() -> ExitCode {
             Command::Token { subject, ttl_secs } => Tokens::new(&config.jwt)
                 .issue(&subject, ttl_secs)
                 .map(|token| println!("{token}")),
+            Command::Verify => verify(&config),
             Command::Bootstrap {
                 subject,
                 name,
@@ -79,6 +80,33 @@ fn serve(config: &Config) -> Result<(), String> {
     actix_web::rt::System::new()
         .block_on(async move { app::serve(state, listener, workers)?.await })
         .map_err(|error| error.to_string())
+}
+
+/// `leeway verify`: prints the report as JSON on stdout; on a clean run
+/// seals a checkpoint and prints it too.
+fn verify(config: &Config) -> Result<(), String> {
+    let db = Db::new(&config.database)?;
+    db.migrate()?;
+    let report = db
+        .read_blocking(leeway::api::audit::run_verification)
+        .map_err(|error| error.to_string())?;
+    let text = serde_json::to_string_pretty(&report).map_err(|error| error.to_string())?;
+    println!("{text}");
+    if let Some(broken) = &report.broken {
+        let text = serde_json::to_string(broken).map_err(|error| error.to_string())?;
+        return Err(format!("the audit chain is broken: {text}"));
+    }
+    match db
+        .read_blocking(leeway::db::audit::seal_checkpoint)
+        .map_err(|error| error.to_string())?
+    {
+        Some(checkpoint) => eprintln!(
+            "sealed checkpoint {} at as_of {}: {} (keep this hash outside the database)",
+            checkpoint.number, checkpoint.as_of, checkpoint.hash
+        ),
+        None => eprintln!("no new events since the last checkpoint"),
+    }
+    Ok(())
 }
 
 fn bootstrap(

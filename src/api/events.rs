@@ -26,10 +26,16 @@ pub struct EventJson {
     team_id: Option<String>,
     problem_id: Option<String>,
     data: serde_json::Value,
+    sequence: Option<i64>,
+    chain: Option<String>,
+    chain_position: Option<i64>,
+    prev_hash: Option<String>,
+    hash: Option<String>,
 }
 
 impl EventJson {
-    fn from_row(row: EventRow) -> Result<Self, ApiError> {
+    /// Converts a stored event.
+    pub fn from_row(row: EventRow) -> Result<Self, ApiError> {
         Ok(Self {
             data: serde_json::from_str(&row.data)
                 .map_err(|error| ApiError::Internal(error.to_string()))?,
@@ -41,6 +47,11 @@ impl EventJson {
             subject_id: row.subject_id,
             team_id: row.team_id,
             problem_id: row.problem_id,
+            sequence: row.sequence,
+            chain: row.chain_key,
+            chain_position: row.chain_position,
+            prev_hash: row.prev_hash,
+            hash: row.hash,
         })
     }
 }

@@ -1,6 +1,7 @@
 //! The HTTP API: thin handlers and their request/response types, one file
 //! per resource. `routes()` below is the whole URL map in one place.
 
+pub mod audit;
 pub mod events;
 pub mod health;
 pub mod idempotency;
@@ -52,6 +53,7 @@ url_map! {
     "/v1/spends/{id}/void" => { post: spends::void }
     "/v1/reviews" => { get: reviews::queue }
     "/v1/events" => { get: events::list }
+    "/v1/audit/verify" => { get: audit::verify }
 }
 
 /// A resource whose other methods answer 405 problem+json with the `Allow`

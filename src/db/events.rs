@@ -1,11 +1,13 @@
 //! The append-only event log: every change writes one row in the same
-//! transaction as the change itself. Nothing here updates or deletes.
+//! transaction as the change itself, chained to the event before it (see
+//! `db::audit` for the hash chain and the global sequence). Nothing here
+//! updates or deletes.
 
 use diesel::prelude::*;
 use serde::Serialize;
 
 use super::schema::events;
-use super::{DbConnection, Page, PageRequest, new_id, now};
+use super::{DbConnection, Page, PageRequest, audit, new_id, now};
 use crate::error::ApiError;
 
 /// What an event is about, as stored.
@@ -22,7 +24,7 @@ pub struct Subject<'a> {
 }
 
 /// A stored event.
-#[derive(Debug, Clone, Queryable, Selectable)]
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = events)]
 pub struct EventRow {
     /// UUIDv7: events sort by it.
@@ -43,6 +45,16 @@ pub struct EventRow {
     pub problem_id: Option<String>,
     /// The change, as JSON.
     pub data: String,
+    /// Global order, the `as_of` of exports; null only before the chain existed.
+    pub sequence: Option<i64>,
+    /// `problem:<id>` or `organisation`.
+    pub chain_key: Option<String>,
+    /// 1, 2, ... within the chain.
+    pub chain_position: Option<i64>,
+    /// The hash of the event before it in its chain.
+    pub prev_hash: Option<String>,
+    /// SHA-256 of this event's canonical encoding.
+    pub hash: Option<String>,
 }
 
 /// Appends an event describing a change, inside the caller's transaction.
@@ -55,20 +67,33 @@ pub fn record(
 ) -> Result<(), ApiError> {
     let data =
         serde_json::to_string(data).map_err(|error| ApiError::Internal(error.to_string()))?;
+    let chain_key = audit::chain_key(subject.problem_id);
+    // Order matters: advancing the chain locks its head (and, on PostgreSQL,
+    // gives the transaction its id) before the global sequence is taken.
+    let link = audit::advance_chain(connection, &chain_key)?;
+    let sequence = audit::next_sequence(connection)?;
+    let mut event = EventRow {
+        id: new_id(),
+        occurred_at: now(),
+        actor_id: actor_id.map(str::to_owned),
+        kind: kind.to_owned(),
+        subject_type: subject.subject_type.to_owned(),
+        subject_id: subject.subject_id.to_owned(),
+        team_id: subject.team_id.map(str::to_owned),
+        problem_id: subject.problem_id.map(str::to_owned),
+        data,
+        sequence: Some(sequence),
+        chain_key: Some(chain_key.clone()),
+        chain_position: Some(link.position),
+        prev_hash: Some(link.prev_hash),
+        hash: None,
+    };
+    let hash = audit::event_hash(&event);
+    event.hash = Some(hash.clone());
     diesel::insert_into(events::table)
-        .values((
-            events::id.eq(new_id()),
-            events::occurred_at.eq(now()),
-            events::actor_id.eq(actor_id),
-            events::kind.eq(kind),
-            events::subject_type.eq(subject.subject_type),
-            events::subject_id.eq(subject.subject_id),
-            events::team_id.eq(subject.team_id),
-            events::problem_id.eq(subject.problem_id),
-            events::data.eq(data),
-        ))
+        .values(event)
         .execute(connection)?;
-    Ok(())
+    audit::set_head_hash(connection, &chain_key, &hash)
 }
 
 /// Filters for the audit trail.

@@ -3,6 +3,7 @@
 //! of work (`Db::read`, `Db::write`). Dialect-specific SQL lives only in this
 //! folder, each piece with a comment saying why.
 
+pub mod audit;
 pub mod events;
 pub mod idempotency;
 pub mod people;
@@ -177,6 +178,14 @@ impl Db {
         actix_web::web::block(move || write_transaction(&mut *checkout(&pool)?, work)).await?
     }
 
+    /// The same as [`Db::read`], for the CLI where no async runtime runs.
+    pub fn read_blocking<T>(
+        &self,
+        work: impl FnOnce(&mut DbConnection) -> Result<T, ApiError>,
+    ) -> Result<T, ApiError> {
+        work(&mut *checkout(&self.pool)?)
+    }
+
     /// The same as [`Db::write`], for the CLI where no async runtime runs.
     pub fn write_blocking<T>(
         &self,
@@ -238,6 +247,7 @@ fn migrate(connection: &mut DbConnection) -> Result<(), String> {
         .run_pending_migrations(MIGRATIONS)
         .map(|_| ())
         .and_then(|()| Ok(install_append_only_guards(connection)?))
+        .and_then(|()| Ok(audit::install(connection)?))
         .map_err(|error| error.to_string());
     if is_postgres {
         connection
@@ -248,8 +258,8 @@ fn migrate(connection: &mut DbConnection) -> Result<(), String> {
 }
 
 /// Tables whose rows are never changed or removed once written: the audit
-/// trail and the policy versions.
-pub const APPEND_ONLY_TABLES: [&str; 2] = ["events", "policies"];
+/// trail, the policy versions and the sealed audit checkpoints.
+pub const APPEND_ONLY_TABLES: [&str; 3] = ["events", "policies", "audit_checkpoints"];
 
 /// Makes the database itself refuse UPDATE and DELETE on the append-only
 /// tables, so not even a hand-typed statement rewrites history. Trigger

@@ -93,6 +93,11 @@ diesel::table! {
         team_id -> Nullable<Text>,
         problem_id -> Nullable<Text>,
         data -> Text,
+        sequence -> Nullable<BigInt>,
+        chain_key -> Nullable<Text>,
+        chain_position -> Nullable<BigInt>,
+        prev_hash -> Nullable<Text>,
+        hash -> Nullable<Text>,
     }
 }
 
@@ -109,6 +114,27 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    chain_heads (chain_key) {
+        chain_key -> Text,
+        position -> BigInt,
+        hash -> Text,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    audit_checkpoints (number) {
+        number -> BigInt,
+        as_of -> BigInt,
+        chain_count -> BigInt,
+        heads_hash -> Text,
+        prev_hash -> Text,
+        hash -> Text,
+        sealed_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(problems -> teams (team_id));
 diesel::joinable!(spends -> problems (problem_id));
 
@@ -120,4 +146,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     spends,
     events,
     idempotency_keys,
+    chain_heads,
+    audit_checkpoints,
 );

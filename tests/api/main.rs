@@ -8,6 +8,7 @@
 mod helpers;
 
 mod access;
+mod audit;
 mod cli;
 mod concurrency;
 mod errors;

@@ -1,0 +1,10 @@
+DROP TABLE audit_checkpoints;
+DROP TABLE chain_heads;
+DROP INDEX events_subject_sequence;
+DROP INDEX events_chain;
+DROP INDEX events_sequence;
+ALTER TABLE events DROP COLUMN hash;
+ALTER TABLE events DROP COLUMN prev_hash;
+ALTER TABLE events DROP COLUMN chain_position;
+ALTER TABLE events DROP COLUMN chain_key;
+ALTER TABLE events DROP COLUMN sequence;
