@@ -74,7 +74,7 @@ pub struct ListQuery {
 }
 
 /// Reads an RFC 3339 timestamp from a query parameter, as UTC.
-fn parse_time(text: &str, name: &str) -> Result<chrono::NaiveDateTime, ApiError> {
+pub fn parse_time(text: &str, name: &str) -> Result<chrono::NaiveDateTime, ApiError> {
     chrono::DateTime::parse_from_rfc3339(text)
         .map(|time| time.naive_utc())
         .map_err(|_| {

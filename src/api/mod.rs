@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod events;
+pub mod exports;
 pub mod health;
 pub mod idempotency;
 pub mod me;
@@ -54,6 +55,10 @@ url_map! {
     "/v1/reviews" => { get: reviews::queue }
     "/v1/events" => { get: events::list }
     "/v1/audit/verify" => { get: audit::verify }
+    "/v1/exports/spends.csv" => { get: exports::spends_csv }
+    "/v1/exports/spends.jsonl" => { get: exports::spends_jsonl }
+    "/v1/exports/events.jsonl" => { get: exports::events_jsonl }
+    "/v1/exports/journal.beancount" => { get: exports::journal_beancount }
 }
 
 /// A resource whose other methods answer 405 problem+json with the `Allow`

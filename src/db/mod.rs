@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod events;
+pub mod exports;
 pub mod idempotency;
 pub mod people;
 pub mod policies;

@@ -12,6 +12,7 @@ mod audit;
 mod cli;
 mod concurrency;
 mod errors;
+mod exports;
 mod idempotency;
 mod openapi;
 mod organisation;

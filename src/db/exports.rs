@@ -1,0 +1,225 @@
+//! Reads for finance exports, one bounded page at a time, as of an event
+//! sequence. A spend row changes as it is reviewed or voided, so an export
+//! as of sequence N takes each spend's state from its newest event at or
+//! below N (every spend event carries the spend as it was after the change);
+//! the immutable fields (amount, dates, ids) come from the row. Everything
+//! read is then committed and immutable, so the pages need no common
+//! transaction and a re-run returns the same rows.
+
+use std::collections::HashMap;
+
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Integer, Text};
+
+use super::DbConnection;
+use super::events::EventRow;
+use super::schema::{events, problems, spends};
+use super::spends::SpendRow;
+use super::teams::{SCOPE_TEAMS_MAX, TEAM_DEPTH_MAX};
+use crate::error::ApiError;
+
+/// Rows read per query; the server holds one page of an export at a time.
+pub const EXPORT_PAGE_SIZE: i64 = 500;
+
+/// A spend as it stood at an export's `as_of`.
+#[derive(Debug, Clone)]
+pub struct SpendAsOf {
+    /// The row: its immutable fields are the spend's.
+    pub spend: SpendRow,
+    /// The problem's team.
+    pub team_id: String,
+    /// The problem's owner.
+    pub owner_id: String,
+    /// The policy the problem's limit was pinned from.
+    pub policy_team_id: Option<String>,
+    /// Its version.
+    pub policy_version: Option<i32>,
+    /// The spend's JSON as of `as_of`: status, decision, void.
+    pub snapshot: serde_json::Value,
+    /// The sequence of the event that snapshot comes from.
+    pub sequence: i64,
+}
+
+/// A spend row with its problem's team, owner and pinned policy.
+type JoinedSpend = (SpendRow, String, String, Option<String>, Option<i32>);
+
+/// Which spends an export holds.
+#[derive(Debug, Clone)]
+pub struct SpendExportFilter {
+    /// Only spends on problems of these teams (a team and its sub-teams).
+    pub team_ids: Option<Vec<String>>,
+    /// Only spends made on or after this date.
+    pub from: Option<chrono::NaiveDate>,
+    /// Only spends made before this date.
+    pub to: Option<chrono::NaiveDate>,
+    /// Only spends in this status as of `as_of`.
+    pub status: Option<String>,
+    /// The event sequence the export is as of.
+    pub as_of: i64,
+}
+
+/// Which events an export holds.
+#[derive(Debug, Clone)]
+pub struct EventExportFilter {
+    /// Only events of these teams.
+    pub team_ids: Option<Vec<String>>,
+    /// Only events at or after this time.
+    pub from: Option<chrono::NaiveDateTime>,
+    /// Only events before this time.
+    pub to: Option<chrono::NaiveDateTime>,
+    /// The event sequence the export is as of.
+    pub as_of: i64,
+}
+
+#[derive(QueryableByName)]
+struct TeamIdRow {
+    #[diesel(sql_type = Text)]
+    id: String,
+}
+
+/// The team and every team below it, at most [`SCOPE_TEAMS_MAX`]; empty
+/// when the team does not exist.
+pub fn team_subtree(connection: &mut DbConnection, team_id: &str) -> Result<Vec<String>, ApiError> {
+    // Portable SQL: both databases run WITH RECURSIVE with `$n` parameters.
+    let rows: Vec<TeamIdRow> = diesel::sql_query(
+        "WITH RECURSIVE subtree (id, depth) AS ( \
+             SELECT id, 0 FROM teams WHERE id = $1 \
+             UNION ALL \
+             SELECT teams.id, subtree.depth + 1 FROM teams \
+             JOIN subtree ON teams.parent_id = subtree.id WHERE subtree.depth < $2 \
+         ) SELECT DISTINCT id FROM subtree ORDER BY id LIMIT $3",
+    )
+    .bind::<Text, _>(team_id)
+    .bind::<Integer, _>(TEAM_DEPTH_MAX)
+    .bind::<BigInt, _>(SCOPE_TEAMS_MAX)
+    .load(connection)?;
+    Ok(rows.into_iter().map(|row| row.id).collect())
+}
+
+/// One page of spends after `after` (by id), as of `filter.as_of`. Returns
+/// the spends that pass the filter and the id to continue after, `None` on
+/// the last page. A page may hold fewer rows than it read (status is
+/// filtered on the state as of `as_of`), even none.
+pub fn spends_page(
+    connection: &mut DbConnection,
+    filter: &SpendExportFilter,
+    after: Option<&str>,
+) -> Result<(Vec<SpendAsOf>, Option<String>), ApiError> {
+    let mut query = spends::table
+        .inner_join(problems::table)
+        .select((
+            SpendRow::as_select(),
+            problems::team_id,
+            problems::owner_id,
+            problems::policy_team_id,
+            problems::policy_version,
+        ))
+        .order(spends::id.asc())
+        .limit(EXPORT_PAGE_SIZE)
+        .into_boxed();
+    if let Some(team_ids) = &filter.team_ids {
+        query = query.filter(problems::team_id.eq_any(team_ids.clone()));
+    }
+    if let Some(from) = filter.from {
+        query = query.filter(spends::spent_on.ge(from));
+    }
+    if let Some(to) = filter.to {
+        query = query.filter(spends::spent_on.lt(to));
+    }
+    if let Some(after) = after {
+        query = query.filter(spends::id.gt(after.to_owned()));
+    }
+    let rows: Vec<JoinedSpend> = query.load(connection)?;
+    let next_after = (rows.len() == usize::try_from(EXPORT_PAGE_SIZE).unwrap_or(usize::MAX))
+        .then(|| rows.last().map(|row| row.0.id.clone()))
+        .flatten();
+    let ids: Vec<String> = rows.iter().map(|row| row.0.id.clone()).collect();
+    // A spend has a handful of events, so this is bounded by the page size.
+    let history: Vec<(String, Option<i64>, String)> = events::table
+        .filter(events::subject_id.eq_any(ids))
+        .filter(events::subject_type.eq("spend"))
+        .filter(events::sequence.le(filter.as_of))
+        .select((events::subject_id, events::sequence, events::data))
+        .load(connection)?;
+    let mut snapshots = states_as_of(history)?;
+    let mut spends = Vec::with_capacity(rows.len());
+    for (spend, team_id, owner_id, policy_team_id, policy_version) in rows {
+        let Some((snapshot, sequence)) = snapshots.remove(&spend.id) else {
+            continue;
+        };
+        let status = snapshot.get("status").and_then(serde_json::Value::as_str);
+        if filter
+            .status
+            .as_deref()
+            .is_some_and(|wanted| status != Some(wanted))
+        {
+            continue;
+        }
+        spends.push(SpendAsOf {
+            spend,
+            team_id,
+            owner_id,
+            policy_team_id,
+            policy_version,
+            snapshot,
+            sequence,
+        });
+    }
+    Ok((spends, next_after))
+}
+
+/// Each spend's newest event whose data is a spend snapshot (has a
+/// `status`). A spend missing from the map did not exist yet at `as_of`.
+fn states_as_of(
+    history: Vec<(String, Option<i64>, String)>,
+) -> Result<HashMap<String, (serde_json::Value, i64)>, ApiError> {
+    let mut states: HashMap<String, (serde_json::Value, i64)> = HashMap::new();
+    for (spend_id, sequence, data) in history {
+        let sequence = sequence.unwrap_or_default();
+        if states
+            .get(&spend_id)
+            .is_some_and(|(_, newest)| *newest >= sequence)
+        {
+            continue;
+        }
+        let snapshot: serde_json::Value =
+            serde_json::from_str(&data).map_err(|error| ApiError::Internal(error.to_string()))?;
+        if snapshot
+            .get("status")
+            .is_some_and(serde_json::Value::is_string)
+        {
+            states.insert(spend_id, (snapshot, sequence));
+        }
+    }
+    Ok(states)
+}
+
+/// One page of events after sequence `after`, oldest first, at or below
+/// `filter.as_of`. Returns the events and the sequence to continue after.
+pub fn events_page(
+    connection: &mut DbConnection,
+    filter: &EventExportFilter,
+    after: i64,
+) -> Result<(Vec<EventRow>, Option<i64>), ApiError> {
+    let mut query = events::table
+        .select(EventRow::as_select())
+        .filter(events::sequence.gt(after))
+        .filter(events::sequence.le(filter.as_of))
+        .order(events::sequence.asc())
+        .limit(EXPORT_PAGE_SIZE)
+        .into_boxed();
+    if let Some(team_ids) = &filter.team_ids {
+        query = query.filter(events::team_id.eq_any(team_ids.clone()));
+    }
+    if let Some(from) = filter.from {
+        query = query.filter(events::occurred_at.ge(from));
+    }
+    if let Some(to) = filter.to {
+        query = query.filter(events::occurred_at.lt(to));
+    }
+    let rows: Vec<EventRow> = query.load(connection)?;
+    let next_after = (rows.len() == usize::try_from(EXPORT_PAGE_SIZE).unwrap_or(usize::MAX))
+        .then(|| rows.last().and_then(|row| row.sequence))
+        .flatten();
+    Ok((rows, next_after))
+}
