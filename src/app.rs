@@ -13,6 +13,7 @@ use actix_web::{App, HttpRequest, HttpServer, web};
 
 use crate::api::{self, types::BODY_SIZE_MAX};
 use crate::auth::Tokens;
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::db::{Db, new_id};
 use crate::error::{ApiError, FieldError, REQUEST_ID};
@@ -56,6 +57,10 @@ pub struct AppState {
     pub db: Db,
     /// Token signer and verifier.
     pub tokens: Tokens,
+    /// The time every time-dependent rule reads.
+    pub clock: Clock,
+    /// How often the review SLA escalation task runs.
+    pub escalation_interval: Duration,
 }
 
 impl AppState {
@@ -64,6 +69,8 @@ impl AppState {
         Ok(Self {
             db: Db::new(&config.database)?,
             tokens: Tokens::new(&config.jwt),
+            clock: Clock::system(),
+            escalation_interval: config.escalation_interval,
         })
     }
 }
@@ -76,6 +83,11 @@ pub fn serve(
     workers: Option<usize>,
 ) -> std::io::Result<Server> {
     spawn_idempotency_purge(state.db.clone());
+    crate::workflow::spawn_escalation(
+        state.db.clone(),
+        state.clock.clone(),
+        state.escalation_interval,
+    );
     let state = web::Data::new(state);
     let mut server = HttpServer::new(move || {
         App::new()

@@ -3,11 +3,15 @@
 //! of work (`Db::read`, `Db::write`). Dialect-specific SQL lives only in this
 //! folder, each piece with a comment saying why.
 
+pub mod delegations;
 pub mod events;
 pub mod idempotency;
+pub mod limit_changes;
 pub mod people;
+pub mod period_totals;
 pub mod policies;
 pub mod problems;
+pub mod review_steps;
 pub mod schema;
 pub mod spends;
 pub mod teams;
