@@ -170,8 +170,7 @@ pub fn escalate(
     if !spends::reroute(connection, spend_id, spend.route_version, &routing)? {
         return Ok(None);
     }
-    let spend =
-        spends::find(connection, spend_id)?.ok_or(ApiError::NotFound("spend"))?;
+    let spend = spends::find(connection, spend_id)?.ok_or(ApiError::NotFound("spend"))?;
     record_step(
         connection,
         &spend,

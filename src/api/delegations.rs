@@ -269,7 +269,8 @@ pub async fn revoke(
                     "this delegation is already revoked".to_owned(),
                 ));
             }
-            let row = delegations::find(connection, &id)?.ok_or(ApiError::NotFound("delegation"))?;
+            let row =
+                delegations::find(connection, &id)?.ok_or(ApiError::NotFound("delegation"))?;
             record(connection, &caller, "delegation.revoked", row)
         })
         .await?;

@@ -91,7 +91,11 @@ fn check_money(checks: &mut Checks, body: &PutPolicy) -> Option<NewPolicy> {
         let money = checks.money(field, input?)?;
         match limit.map(|limit| money.require_currency(limit.currency())) {
             Some(Err(error)) => {
-                checks.refuse(&format!("{field}.currency"), "currency_mismatch", error.to_string());
+                checks.refuse(
+                    &format!("{field}.currency"),
+                    "currency_mismatch",
+                    error.to_string(),
+                );
                 None
             }
             _ => Some(money),

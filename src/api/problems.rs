@@ -464,8 +464,11 @@ pub async fn update(
         .limit
         .as_ref()
         .and_then(|limit| checks.money("limit", limit));
-    let limit_reason =
-        checks.optional_text("limit_reason", body.limit_reason.as_deref(), TEXT_LENGTH_MAX);
+    let limit_reason = checks.optional_text(
+        "limit_reason",
+        body.limit_reason.as_deref(),
+        TEXT_LENGTH_MAX,
+    );
     match (&body.limit, &limit_reason) {
         (Some(_), None) => checks.refuse(
             "limit_reason",
@@ -544,7 +547,8 @@ pub fn change_limit(
         at,
     };
     if !problems::set_limit(connection, &problem.id, &new)? {
-        let current = problems::find(connection, &problem.id)?.ok_or(ApiError::NotFound("problem"))?;
+        let current =
+            problems::find(connection, &problem.id)?.ok_or(ApiError::NotFound("problem"))?;
         if current.limit_version != problem.limit_version {
             return Err(ApiError::Conflict(
                 "the limit changed concurrently: read the problem and retry".to_owned(),
@@ -623,7 +627,10 @@ pub async fn limit_changes(
         .db
         .read(move |connection| {
             let problem = find_visible(connection, &caller, &id)?;
-            Ok((limit_changes::list(connection, &id, &page)?, problem.currency))
+            Ok((
+                limit_changes::list(connection, &id, &page)?,
+                problem.currency,
+            ))
         })
         .await?;
     Ok(HttpResponse::Ok().json(ListJson::from_page(rows, |row| {

@@ -91,7 +91,11 @@ pub async fn decide(
             ("new_limit", body.new_limit.is_some()),
         ] {
             if given {
-                checks.refuse(field, "not_allowed", format!("{field} goes with an approval"));
+                checks.refuse(
+                    field,
+                    "not_allowed",
+                    format!("{field} goes with an approval"),
+                );
             }
         }
     } else if note.is_none() && (body.approved_amount.is_some() || body.new_limit.is_some()) {
@@ -170,7 +174,14 @@ fn apply(
         };
         settle(connection, &spend, &decision)?;
         problems::settle_pending(connection, &problem.id, spend.amount_minor, 0)?;
-        return finish(connection, caller, &decision, &spend, &problem.team_id, "rejected");
+        return finish(
+            connection,
+            caller,
+            &decision,
+            &spend,
+            &problem.team_id,
+            "rejected",
+        );
     }
     if let Some(limit) = review.new_limit {
         let reason = review.note.as_deref().unwrap_or_default();
@@ -182,7 +193,16 @@ fn apply(
     let overrun_minor = approved_minor - others.remaining_minor().max(0);
     let authority_minor = approval_authority(connection, &spend, &position)?;
     if !authority_covers(authority_minor, overrun_minor) {
-        return endorse(connection, caller, &spend, &problem, &position, approved_minor, review, at);
+        return endorse(
+            connection,
+            caller,
+            &spend,
+            &problem,
+            &position,
+            approved_minor,
+            review,
+            at,
+        );
     }
     let decision = Decision {
         status: "approved_by_manager",
@@ -194,7 +214,14 @@ fn apply(
     };
     settle(connection, &spend, &decision)?;
     problems::settle_pending(connection, &problem.id, spend.amount_minor, approved_minor)?;
-    finish(connection, caller, &decision, &spend, &problem.team_id, "approved")
+    finish(
+        connection,
+        caller,
+        &decision,
+        &spend,
+        &problem.team_id,
+        "approved",
+    )
 }
 
 /// Records the decision on the spend, guarded: a spend decided, re-routed
@@ -263,8 +290,7 @@ fn approval_authority(
         return Ok(None);
     };
     let chain = teams::chain_upwards(connection, team_id)?;
-    Ok(policies::effective(connection, &chain)?
-        .and_then(|policy| policy.approval_limit_minor))
+    Ok(policies::effective(connection, &chain)?.and_then(|policy| policy.approval_limit_minor))
 }
 
 /// An approval beyond the reviewer's authority: recorded as an endorsement,
@@ -308,8 +334,7 @@ fn endorse(
     };
     if !spends::reroute(connection, &spend.id, spend.route_version, &routing)? {
         return Err(ApiError::Conflict(
-            "the spend was decided or re-routed while you decided it: read it and retry"
-                .to_owned(),
+            "the spend was decided or re-routed while you decided it: read it and retry".to_owned(),
         ));
     }
     let spend = spends::find(connection, &spend.id)?.ok_or(ApiError::NotFound("spend"))?;
@@ -322,7 +347,13 @@ fn endorse(
         at,
     };
     record_step(connection, &spend, step)?;
-    record(connection, caller, "spend.endorsed", &spend, &problem.team_id)
+    record(
+        connection,
+        caller,
+        "spend.endorsed",
+        &spend,
+        &problem.team_id,
+    )
 }
 
 /// A pending spend in a review queue.
@@ -351,7 +382,8 @@ pub async fn queue(
     let items = state
         .db
         .read(move |connection| {
-            let mut reviewer_ids = delegations::active_delegators(connection, &caller.person_id, at)?;
+            let mut reviewer_ids =
+                delegations::active_delegators(connection, &caller.person_id, at)?;
             reviewer_ids.push(caller.person_id.clone());
             let scope = QueueScope {
                 reviewer_ids,

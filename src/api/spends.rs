@@ -292,7 +292,9 @@ fn log(
             currency: &problem.currency,
         },
         amount_minor: amount.minor(),
-        allowance_minor: policy.as_ref().and_then(|policy| policy.period_allowance_minor),
+        allowance_minor: policy
+            .as_ref()
+            .and_then(|policy| policy.period_allowance_minor),
         acknowledged: !problem.require_acknowledgement
             || problem.acknowledged_version == Some(problem.criteria_version),
     };
@@ -335,9 +337,21 @@ fn log(
     } = judgement
     else {
         spends::insert(connection, &spend)?;
-        return record(connection, caller, "spend.approved", &spend, &problem.team_id);
+        return record(
+            connection,
+            caller,
+            "spend.approved",
+            &spend,
+            &problem.team_id,
+        );
     };
-    let route = route_from(connection, &problem.team_id, false, &spend, &problem.owner_id)?;
+    let route = route_from(
+        connection,
+        &problem.team_id,
+        false,
+        &spend,
+        &problem.owner_id,
+    )?;
     let to_manager = matches!(route, Route::Manager { .. });
     let (reviewer_id, review_team_id) = route_parts(route);
     "pending_review".clone_into(&mut spend.status);
@@ -356,7 +370,13 @@ fn log(
         at,
     };
     record_step(connection, &spend, routed)?;
-    record(connection, caller, "spend.flagged", &spend, &problem.team_id)
+    record(
+        connection,
+        caller,
+        "spend.flagged",
+        &spend,
+        &problem.team_id,
+    )
 }
 
 /// What the limit rule is asked about one spend.
@@ -424,7 +444,8 @@ fn apply_limit_rule(
         return Ok(Judgement::Approved);
     }
     let spent_minor = period_totals::spent(connection, rule.period)?;
-    let allowance_overrun = allowance_overrun_minor(rule.allowance_minor, spent_minor, amount_minor);
+    let allowance_overrun =
+        allowance_overrun_minor(rule.allowance_minor, spent_minor, amount_minor);
     let problem_overrun = (!fits_problem).then(|| before.overrun_minor(amount_minor));
     let mut reasons = Vec::new();
     if problem_overrun.is_some() {
@@ -574,7 +595,11 @@ pub fn review_position(
         return Ok(None);
     }
     let delegators = delegations::active_delegators(connection, &caller.person_id, at)?;
-    if let Some(reviewer) = spend.reviewer_id.as_ref().filter(|id| delegators.contains(id)) {
+    if let Some(reviewer) = spend
+        .reviewer_id
+        .as_ref()
+        .filter(|id| delegators.contains(id))
+    {
         return Ok(Some(position(true, Some(reviewer))));
     }
     if let Some(original) = spend

@@ -10,6 +10,7 @@ mod helpers;
 mod access;
 mod cli;
 mod concurrency;
+mod delegation;
 mod errors;
 mod idempotency;
 mod openapi;
