@@ -13,6 +13,7 @@ use actix_web::{App, HttpRequest, HttpServer, web};
 
 use crate::api::{self, types::BODY_SIZE_MAX};
 use crate::auth::Tokens;
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::db::{Db, new_id};
 use crate::error::{ApiError, FieldError, REQUEST_ID};
@@ -80,6 +81,10 @@ pub struct AppState {
     pub db: Db,
     /// Token signer and verifier.
     pub tokens: Tokens,
+    /// The time every time-dependent rule reads.
+    pub clock: Clock,
+    /// How often the review SLA escalation task runs.
+    pub escalation_interval: Duration,
 }
 
 impl AppState {
@@ -88,6 +93,8 @@ impl AppState {
         Ok(Self {
             db: Db::new(&config.database)?,
             tokens: Tokens::new(&config.jwt),
+            clock: Clock::system(),
+            escalation_interval: config.escalation_interval,
         })
     }
 }
@@ -101,6 +108,11 @@ pub fn serve(
 ) -> std::io::Result<Server> {
     spawn_idempotency_purge(state.db.clone());
     spawn_checkpoint_sealer(state.db.clone());
+    crate::workflow::spawn_escalation(
+        state.db.clone(),
+        state.clock.clone(),
+        state.escalation_interval,
+    );
     let state = web::Data::new(state);
     let mut server = HttpServer::new(move || {
         App::new()

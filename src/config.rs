@@ -4,6 +4,7 @@
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -20,6 +21,8 @@ pub const SQLITE_FILE_NAME: &str = "leeway.db";
 pub const TOKEN_TTL_SECS_DEFAULT: u64 = 3_600;
 /// Clock skew tolerated when checking `exp`.
 pub const JWT_LEEWAY_SECS: u64 = 30;
+/// Default seconds between two runs of the review SLA escalation task.
+pub const ESCALATION_INTERVAL_SECS_DEFAULT: u64 = 60;
 
 /// The command line.
 #[derive(Debug, Parser)]
@@ -78,6 +81,15 @@ pub struct Settings {
     /// HTTP worker threads (default: one per core).
     #[arg(long, env = "LEEWAY_WORKERS", global = true)]
     pub workers: Option<usize>,
+    /// Seconds between two runs of the review SLA escalation task.
+    #[arg(
+        long,
+        env = "LEEWAY_ESCALATION_INTERVAL_SECS",
+        default_value_t = ESCALATION_INTERVAL_SECS_DEFAULT,
+        value_parser = clap::value_parser!(u64).range(1..=86_400),
+        global = true
+    )]
+    pub escalation_interval_secs: u64,
 }
 
 /// The commands.
@@ -135,6 +147,8 @@ pub struct Config {
     pub jwt: JwtConfig,
     /// HTTP worker threads.
     pub workers: Option<usize>,
+    /// How often the review SLA escalation task runs.
+    pub escalation_interval: Duration,
 }
 
 impl Config {
@@ -168,6 +182,7 @@ impl Config {
                 audience: settings.jwt_audience.clone(),
             },
             workers: settings.workers,
+            escalation_interval: Duration::from_secs(settings.escalation_interval_secs),
         })
     }
 }

@@ -7,8 +7,10 @@
 pub mod api;
 pub mod app;
 pub mod auth;
+pub mod clock;
 pub mod config;
 pub mod db;
 pub mod domain;
 pub mod encoding;
 pub mod error;
+pub mod workflow;

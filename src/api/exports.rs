@@ -34,7 +34,7 @@ use crate::error::ApiError;
 pub const AS_OF_HEADER: &str = "leeway-as-of";
 
 /// The columns of `spends.csv`, in order; `spends.jsonl` has the same fields.
-pub const SPEND_COLUMNS: [&str; 22] = [
+pub const SPEND_COLUMNS: [&str; 23] = [
     "spend_id",
     "problem_id",
     "team_id",
@@ -44,6 +44,7 @@ pub const SPEND_COLUMNS: [&str; 22] = [
     "spent_on",
     "amount",
     "currency",
+    "approved_amount",
     "status",
     "overrun",
     "flag_reasons",
@@ -90,6 +91,7 @@ pub struct SpendExportJson {
     spent_on: String,
     amount: String,
     currency: String,
+    approved_amount: Option<String>,
     status: String,
     overrun: Option<String>,
     flag_reasons: Option<String>,
@@ -127,8 +129,22 @@ impl SpendExportJson {
             .overrun_minor
             .map(|minor| stored_money(minor, &spend.currency).map(|money| money.amount))
             .transpose()?;
+        let status = snapshot_text(&row.snapshot, "status").unwrap_or_default();
+        // What counts towards the problem's `approved`: a partial approval's
+        // amount, else the whole amount once approved.
+        let approved_amount = row
+            .snapshot
+            .get("approved_amount")
+            .and_then(|money| money.get("amount"))
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned)
+            .or_else(|| {
+                matches!(status.as_str(), "approved" | "approved_by_manager")
+                    .then(|| amount.amount.clone())
+            });
         Ok(Self {
-            status: snapshot_text(&row.snapshot, "status").unwrap_or_default(),
+            status,
+            approved_amount,
             flag_reasons: snapshot_text(&row.snapshot, "flag_reasons"),
             reviewer_id: snapshot_text(&row.snapshot, "reviewer_id"),
             decided_by: snapshot_text(&row.snapshot, "decided_by"),
@@ -144,8 +160,8 @@ impl SpendExportJson {
             amount: amount.amount,
             currency: amount.currency,
             overrun,
-            policy_team_id: row.policy_team_id,
-            policy_version: row.policy_version,
+            policy_team_id: spend.policy_team_id,
+            policy_version: spend.policy_version,
             merchant: spend.merchant,
             description: spend.description,
             category: spend.category,
@@ -153,7 +169,7 @@ impl SpendExportJson {
         })
     }
 
-    fn cells(&self) -> [String; 22] {
+    fn cells(&self) -> [String; 23] {
         let text = |value: &Option<String>| value.clone().unwrap_or_default();
         [
             self.spend_id.clone(),
@@ -165,6 +181,7 @@ impl SpendExportJson {
             self.spent_on.clone(),
             self.amount.clone(),
             self.currency.clone(),
+            text(&self.approved_amount),
             self.status.clone(),
             text(&self.overrun),
             text(&self.flag_reasons),
@@ -248,7 +265,7 @@ fn beancount_entry(spend: &SpendExportJson) -> Option<String> {
         id = spend.spend_id,
         team = spend.team_id,
         status = spend.status,
-        amount = spend.amount,
+        amount = spend.approved_amount.as_deref().unwrap_or(&spend.amount),
         currency = spend.currency,
     ))
 }

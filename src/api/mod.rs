@@ -2,6 +2,7 @@
 //! per resource. `routes()` below is the whole URL map in one place.
 
 pub mod audit;
+pub mod delegations;
 pub mod events;
 pub mod exports;
 pub mod health;
@@ -47,12 +48,17 @@ url_map! {
     "/v1/problems" => { post: problems::create, get: problems::list }
     "/v1/problems/{id}" => { get: problems::show, patch: problems::update }
     "/v1/problems/{id}/close" => { post: problems::close }
+    "/v1/problems/{id}/acknowledge" => { post: problems::acknowledge }
+    "/v1/problems/{id}/limit-changes" => { get: problems::limit_changes }
     "/v1/problems/{id}/spends" => { post: spends::create }
     "/v1/spends" => { get: spends::list }
     "/v1/spends/{id}" => { get: spends::show }
     "/v1/spends/{id}/review" => { post: reviews::decide }
     "/v1/spends/{id}/void" => { post: spends::void }
     "/v1/reviews" => { get: reviews::queue }
+    "/v1/delegations" => { post: delegations::create, get: delegations::list }
+    "/v1/delegations/{id}" => { get: delegations::show }
+    "/v1/delegations/{id}/revoke" => { post: delegations::revoke }
     "/v1/events" => { get: events::list }
     "/v1/audit/verify" => { get: audit::verify }
     "/v1/exports/spends.csv" => { get: exports::spends_csv }

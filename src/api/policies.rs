@@ -13,6 +13,7 @@ use crate::db::events::{self, Subject};
 use crate::db::policies::{self, PolicyRow};
 use crate::db::{now, rfc3339, teams};
 use crate::domain::access::Caller;
+use crate::domain::money::Money;
 use crate::error::ApiError;
 
 /// Longest review SLA accepted, in hours (one year).
@@ -27,6 +28,9 @@ pub struct PolicyJson {
     review_sla_hours: i32,
     effective_from: String,
     created_by: String,
+    approval_limit: Option<MoneyJson>,
+    period_allowance: Option<MoneyJson>,
+    require_acknowledgement: bool,
     /// On `GET /v1/teams/{id}/policy`: whether the policy comes from an ancestor team.
     #[serde(skip_serializing_if = "Option::is_none")]
     inherited: Option<bool>,
@@ -36,6 +40,15 @@ impl PolicyJson {
     fn from_row(row: PolicyRow, inherited: Option<bool>) -> Result<Self, ApiError> {
         Ok(Self {
             per_problem_limit: stored_money(row.per_problem_limit_minor, &row.currency)?,
+            approval_limit: row
+                .approval_limit_minor
+                .map(|minor| stored_money(minor, &row.currency))
+                .transpose()?,
+            period_allowance: row
+                .period_allowance_minor
+                .map(|minor| stored_money(minor, &row.currency))
+                .transpose()?,
+            require_acknowledgement: row.require_acknowledgement,
             team_id: row.team_id,
             version: row.version,
             review_sla_hours: row.review_sla_hours,
@@ -52,6 +65,49 @@ impl PolicyJson {
 pub struct PutPolicy {
     per_problem_limit: MoneyInput,
     review_sla_hours: i32,
+    /// The largest overrun a manager of the team may approve alone.
+    #[serde(default)]
+    approval_limit: Option<MoneyInput>,
+    /// What each person may spend autonomously per calendar month.
+    #[serde(default)]
+    period_allowance: Option<MoneyInput>,
+    /// Whether owners must acknowledge success criteria before autonomy.
+    #[serde(default)]
+    require_acknowledgement: bool,
+}
+
+/// A checked policy body, in the limit's currency.
+struct NewPolicy {
+    limit: Money,
+    approval_limit: Option<Money>,
+    period_allowance: Option<Money>,
+}
+
+/// Reads the money fields of a policy body; every amount must be in the
+/// currency of `per_problem_limit`, the currency of the team's problems.
+fn check_money(checks: &mut Checks, body: &PutPolicy) -> Option<NewPolicy> {
+    let limit = checks.money("per_problem_limit", &body.per_problem_limit);
+    let mut optional = |field: &str, input: Option<&MoneyInput>| {
+        let money = checks.money(field, input?)?;
+        match limit.map(|limit| money.require_currency(limit.currency())) {
+            Some(Err(error)) => {
+                checks.refuse(
+                    &format!("{field}.currency"),
+                    "currency_mismatch",
+                    error.to_string(),
+                );
+                None
+            }
+            _ => Some(money),
+        }
+    };
+    let approval_limit = optional("approval_limit", body.approval_limit.as_ref());
+    let period_allowance = optional("period_allowance", body.period_allowance.as_ref());
+    Some(NewPolicy {
+        limit: limit?,
+        approval_limit,
+        period_allowance,
+    })
 }
 
 /// `PUT /v1/teams/{id}/policy`: a new version.
@@ -63,7 +119,7 @@ pub async fn put(
 ) -> Result<HttpResponse, ApiError> {
     let team_id = parse_id(&path, "team")?;
     let mut checks = Checks::default();
-    let limit = checks.money("per_problem_limit", &body.per_problem_limit);
+    let new = check_money(&mut checks, &body);
     if !(1..=REVIEW_SLA_HOURS_MAX).contains(&body.review_sla_hours) {
         checks.refuse(
             "review_sla_hours",
@@ -72,28 +128,39 @@ pub async fn put(
         );
     }
     checks.finish()?;
-    let limit =
-        limit.ok_or_else(|| ApiError::Internal("limit passed checks unparsed".to_owned()))?;
+    let new = new.ok_or_else(|| ApiError::Internal("policy passed checks unparsed".to_owned()))?;
     let review_sla_hours = body.review_sla_hours;
+    let require_acknowledgement = body.require_acknowledgement;
     let policy = state
         .db
         .write(move |connection| {
-            teams::find(connection, &team_id)?.ok_or(ApiError::NotFound("team"))?;
+            let team = teams::find(connection, &team_id)?.ok_or(ApiError::NotFound("team"))?;
             if !caller.may_set_policy(&team_id) {
                 return Err(ApiError::Forbidden(
                     "only an admin or a manager of this team can set its policy".to_owned(),
                 ));
             }
-            let version =
-                policies::latest(connection, &team_id)?.map_or(1, |latest| latest.version + 1);
+            let latest = policies::latest(connection, &team_id)?;
+            let approval_limit_minor = new.approval_limit.map(Money::minor);
+            let authority_changes = latest.as_ref().map_or(approval_limit_minor.is_some(), |latest| {
+                latest.approval_limit_minor != approval_limit_minor
+            });
+            if authority_changes && !caller.may_grant_authority(team.parent_id.as_deref()) {
+                return Err(ApiError::Forbidden(
+                    "approval authority is granted from above: only an admin or a manager of a parent team can change approval_limit".to_owned(),
+                ));
+            }
             let policy = PolicyRow {
                 team_id: team_id.clone(),
-                version,
-                per_problem_limit_minor: limit.minor(),
-                currency: limit.currency().code().to_owned(),
+                version: latest.map_or(1, |latest| latest.version + 1),
+                per_problem_limit_minor: new.limit.minor(),
+                currency: new.limit.currency().code().to_owned(),
                 review_sla_hours,
                 effective_from: now(),
                 created_by: caller.person_id.clone(),
+                approval_limit_minor,
+                period_allowance_minor: new.period_allowance.map(Money::minor),
+                require_acknowledgement,
             };
             policies::insert(connection, &policy)?;
             let subject = Subject {

@@ -7,12 +7,13 @@ use serde::{Deserialize, Serialize};
 
 use super::idempotency::{self, Idempotent};
 use super::types::{
-    Body, Checks, ListJson, MoneyInput, MoneyJson, TEXT_LENGTH_MAX, TITLE_LENGTH_MAX, page_request,
-    parse_id, stored_money,
+    Body, Checks, ListJson, MoneyInput, MoneyJson, PageQuery, TEXT_LENGTH_MAX, TITLE_LENGTH_MAX,
+    page_request, parse_id, stored_money,
 };
 use crate::app::AppState;
 use crate::db::events::{self, Subject};
-use crate::db::problems::{self, ProblemFilter, ProblemRow, Visibility};
+use crate::db::limit_changes::{self, LimitChangeRow};
+use crate::db::problems::{self, NewLimit, ProblemFilter, ProblemRow, Visibility};
 use crate::db::{DbConnection, new_id, now, people, policies, rfc3339, teams};
 use crate::domain::access::{Caller, ProblemRef, Role};
 use crate::domain::currency::Currency;
@@ -23,8 +24,10 @@ use crate::error::ApiError;
 /// Where a problem's limit came from.
 #[derive(Debug, Serialize)]
 pub struct PolicyRefJson {
-    team_id: String,
-    version: i32,
+    /// The team whose policy it is.
+    pub team_id: String,
+    /// The version.
+    pub version: i32,
 }
 
 /// A problem as JSON.
@@ -45,6 +48,12 @@ pub struct ProblemJson {
     opened_at: String,
     closed_at: Option<String>,
     updated_at: String,
+    limit_version: i32,
+    criteria_version: i32,
+    acknowledgement_required: bool,
+    /// When the owner acknowledged the current success criteria; null when
+    /// they have not (or the criteria changed since).
+    acknowledged_at: Option<String>,
 }
 
 impl ProblemJson {
@@ -70,6 +79,13 @@ impl ProblemJson {
             opened_at: rfc3339(row.opened_at),
             closed_at: row.closed_at.map(rfc3339),
             updated_at: rfc3339(row.updated_at),
+            limit_version: row.limit_version,
+            criteria_version: row.criteria_version,
+            acknowledgement_required: row.require_acknowledgement,
+            acknowledged_at: row
+                .acknowledged_at
+                .filter(|_| row.acknowledged_version == Some(row.criteria_version))
+                .map(rfc3339),
         })
     }
 }
@@ -129,6 +145,9 @@ pub struct UpdateProblem {
     success_criteria: Option<String>,
     #[serde(default)]
     limit: Option<MoneyInput>,
+    /// Why the limit changes; required with `limit`.
+    #[serde(default)]
+    limit_reason: Option<String>,
 }
 
 /// `GET /v1/problems` query.
@@ -246,7 +265,7 @@ fn open(
     }
     let chain = teams::chain_upwards(connection, &team_id)?;
     let policy = policies::effective(connection, &chain)?;
-    let (limit, pinned_from) = match (new.limit, &policy) {
+    let limit = match (new.limit, &policy) {
         (Some(limit), _) if !caller.manages_team(&team_id) => {
             return Err(ApiError::Forbidden(format!(
                 "only a manager of the team can set a problem's limit (asked {limit})"
@@ -254,25 +273,22 @@ fn open(
         }
         (Some(limit), Some(policy)) => {
             let currency = stored_currency(&policy.currency)?;
-            (
-                limit
-                    .require_currency(currency)
-                    .map_err(|error| ApiError::money("limit", &error))?,
-                None,
-            )
+            limit
+                .require_currency(currency)
+                .map_err(|error| ApiError::money("limit", &error))?
         }
-        (Some(limit), None) => (limit, None),
-        (None, Some(policy)) => {
-            let limit = Money::from_minor(
-                policy.per_problem_limit_minor,
-                stored_currency(&policy.currency)?,
-            );
-            (limit, Some((policy.team_id.clone(), policy.version)))
-        }
+        (Some(limit), None) => limit,
+        (None, Some(policy)) => Money::from_minor(
+            policy.per_problem_limit_minor,
+            stored_currency(&policy.currency)?,
+        ),
         (None, None) => return Err(ApiError::NoPolicy),
     };
     let at = now();
-    let (policy_team_id, policy_version) = pinned_from.unzip();
+    let (policy_team_id, policy_version) = policy
+        .as_ref()
+        .map(|policy| (policy.team_id.clone(), policy.version))
+        .unzip();
     let problem = ProblemRow {
         id: new_id(),
         team_id,
@@ -290,9 +306,49 @@ fn open(
         opened_at: at,
         closed_at: None,
         updated_at: at,
+        limit_version: 1,
+        criteria_version: 1,
+        acknowledged_version: None,
+        acknowledged_at: None,
+        require_acknowledgement: policy
+            .as_ref()
+            .is_some_and(|policy| policy.require_acknowledgement),
     };
     problems::insert(connection, &problem)?;
+    limit_changes::insert(connection, &first_limit(&problem))?;
     record(connection, caller, "problem.opened", &problem)
+}
+
+/// Version 1 of a new problem's limit history: the limit it opened with.
+fn first_limit(problem: &ProblemRow) -> LimitChangeRow {
+    LimitChangeRow {
+        problem_id: problem.id.clone(),
+        version: 1,
+        limit_minor: problem.limit_minor,
+        previous_limit_minor: None,
+        policy_team_id: problem.policy_team_id.clone(),
+        policy_version: problem.policy_version,
+        changed_by: problem.opened_by.clone(),
+        changed_at: problem.opened_at,
+        reason: None,
+    }
+}
+
+/// Writes an event about the problem with `data` as its change.
+fn record_with(
+    connection: &mut DbConnection,
+    caller: &Caller,
+    kind: &str,
+    problem: &ProblemRow,
+    data: &impl Serialize,
+) -> Result<(), ApiError> {
+    let subject = Subject {
+        subject_type: "problem",
+        subject_id: &problem.id,
+        team_id: Some(&problem.team_id),
+        problem_id: Some(&problem.id),
+    };
+    events::record(connection, Some(&caller.person_id), kind, subject, data)
 }
 
 /// Writes the problem's event and returns its JSON.
@@ -408,7 +464,26 @@ pub async fn update(
         .limit
         .as_ref()
         .and_then(|limit| checks.money("limit", limit));
+    let limit_reason = checks.optional_text(
+        "limit_reason",
+        body.limit_reason.as_deref(),
+        TEXT_LENGTH_MAX,
+    );
+    match (&body.limit, &limit_reason) {
+        (Some(_), None) => checks.refuse(
+            "limit_reason",
+            "required",
+            "say why the limit changes: every change is kept with its reason",
+        ),
+        (None, Some(_)) => checks.refuse(
+            "limit_reason",
+            "not_allowed",
+            "limit_reason goes with a new limit",
+        ),
+        _ => {}
+    }
     checks.finish()?;
+    let at = state.clock.now();
     let problem = state
         .db
         .write(move |connection| {
@@ -418,15 +493,17 @@ pub async fn update(
                     "only the owner or a manager of the team can change a problem".to_owned(),
                 ));
             }
-            let at = now();
             if title.is_some() || success_criteria.is_some() {
+                let criteria_changed = success_criteria
+                    .as_ref()
+                    .is_some_and(|criteria| *criteria != problem.success_criteria);
                 problem.title = title.unwrap_or(problem.title);
                 problem.success_criteria = success_criteria.unwrap_or(problem.success_criteria);
                 problem.updated_at = at;
-                problems::update_details(connection, &problem)?;
+                problems::update_details(connection, &problem, criteria_changed)?;
             }
-            if let Some(limit) = limit {
-                set_limit(connection, &caller, &problem, limit, at)?;
+            if let (Some(limit), Some(reason)) = (limit, &limit_reason) {
+                change_limit(connection, &caller, &problem, limit, reason, at)?;
             }
             let problem = problems::find(connection, &id)?.ok_or(ApiError::NotFound("problem"))?;
             record(connection, &caller, "problem.updated", &problem)
@@ -435,11 +512,16 @@ pub async fn update(
     Ok(HttpResponse::Ok().json(problem))
 }
 
-fn set_limit(
+/// Changes a problem's limit as a new version with who, when and why, and
+/// re-pins the policy version in force now: spends from here on are judged
+/// by it. Never below what is already approved. Used by `PATCH` and by a
+/// reviewer approving with `new_limit`.
+pub fn change_limit(
     connection: &mut DbConnection,
     caller: &Caller,
     problem: &ProblemRow,
     limit: Money,
+    reason: &str,
     at: chrono::NaiveDateTime,
 ) -> Result<(), ApiError> {
     if !caller.may_set_problem_limit(problem_ref(problem)) {
@@ -450,15 +532,158 @@ fn set_limit(
     let limit = limit
         .require_currency(stored_currency(&problem.currency)?)
         .map_err(|error| ApiError::money("limit", &error))?;
-    if problems::set_limit(connection, &problem.id, limit.minor(), at)? {
-        Ok(())
-    } else {
-        Err(ApiError::field(
+    let chain = teams::chain_upwards(connection, &problem.team_id)?;
+    let policy = policies::effective(connection, &chain)?
+        .filter(|policy| policy.currency == problem.currency);
+    let new = NewLimit {
+        limit_minor: limit.minor(),
+        from_version: problem.limit_version,
+        policy: policy
+            .as_ref()
+            .map(|policy| (policy.team_id.clone(), policy.version)),
+        require_acknowledgement: policy
+            .as_ref()
+            .is_some_and(|policy| policy.require_acknowledgement),
+        at,
+    };
+    if !problems::set_limit(connection, &problem.id, &new)? {
+        let current =
+            problems::find(connection, &problem.id)?.ok_or(ApiError::NotFound("problem"))?;
+        if current.limit_version != problem.limit_version {
+            return Err(ApiError::Conflict(
+                "the limit changed concurrently: read the problem and retry".to_owned(),
+            ));
+        }
+        return Err(ApiError::field(
             "limit",
             "below_approved",
             "the limit cannot be set below what is already approved",
-        ))
+        ));
     }
+    let change = LimitChangeRow {
+        problem_id: problem.id.clone(),
+        version: problem.limit_version + 1,
+        limit_minor: limit.minor(),
+        previous_limit_minor: Some(problem.limit_minor),
+        policy_team_id: new.policy.as_ref().map(|(team_id, _)| team_id.clone()),
+        policy_version: new.policy.as_ref().map(|(_, version)| *version),
+        changed_by: caller.person_id.clone(),
+        changed_at: at,
+        reason: Some(reason.to_owned()),
+    };
+    limit_changes::insert(connection, &change)?;
+    let problem = problems::find(connection, &problem.id)?.ok_or(ApiError::NotFound("problem"))?;
+    let json = LimitChangeJson::from_row(change, &problem.currency)?;
+    record_with(connection, caller, "problem.limit_changed", &problem, &json)
+}
+
+/// A limit version as JSON.
+#[derive(Debug, Serialize)]
+pub struct LimitChangeJson {
+    problem_id: String,
+    version: i32,
+    limit: MoneyJson,
+    previous_limit: Option<MoneyJson>,
+    policy: Option<PolicyRefJson>,
+    changed_by: String,
+    changed_at: String,
+    reason: Option<String>,
+}
+
+impl LimitChangeJson {
+    /// Converts a stored version; its money is in the problem's currency,
+    /// which the caller passes when it has the problem at hand.
+    fn from_row(row: LimitChangeRow, currency: &str) -> Result<Self, ApiError> {
+        Ok(Self {
+            limit: stored_money(row.limit_minor, currency)?,
+            previous_limit: row
+                .previous_limit_minor
+                .map(|minor| stored_money(minor, currency))
+                .transpose()?,
+            policy: row
+                .policy_team_id
+                .zip(row.policy_version)
+                .map(|(team_id, version)| PolicyRefJson { team_id, version }),
+            problem_id: row.problem_id,
+            version: row.version,
+            changed_by: row.changed_by,
+            changed_at: rfc3339(row.changed_at),
+            reason: row.reason,
+        })
+    }
+}
+
+/// `GET /v1/problems/{id}/limit-changes`: every limit the problem has had,
+/// oldest first.
+pub async fn limit_changes(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&path, "problem")?;
+    let page = page_request(query.limit, query.after.as_deref())?;
+    let (rows, currency) = state
+        .db
+        .read(move |connection| {
+            let problem = find_visible(connection, &caller, &id)?;
+            Ok((
+                limit_changes::list(connection, &id, &page)?,
+                problem.currency,
+            ))
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(ListJson::from_page(rows, |row| {
+        LimitChangeJson::from_row(row, &currency)
+    })?))
+}
+
+/// `POST /v1/problems/{id}/acknowledge` body: the criteria version the
+/// owner read, so criteria changed meanwhile are never acknowledged unseen.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AcknowledgeBody {
+    criteria_version: i32,
+}
+
+/// `POST /v1/problems/{id}/acknowledge`: the owner confirms they read and
+/// accept the current success criteria (alignment before autonomy).
+pub async fn acknowledge(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    body: Body<AcknowledgeBody>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&path, "problem")?;
+    let criteria_version = body.criteria_version;
+    let at = state.clock.now();
+    let problem = state
+        .db
+        .write(move |connection| {
+            let problem = find_visible(connection, &caller, &id)?;
+            if problem.owner_id != caller.person_id {
+                return Err(ApiError::Forbidden(
+                    "only the problem's owner can acknowledge its success criteria".to_owned(),
+                ));
+            }
+            if problem.status != "open" {
+                return Err(ApiError::ProblemClosed);
+            }
+            if !problems::acknowledge(connection, &id, criteria_version, at)? {
+                return Err(ApiError::field(
+                    "criteria_version",
+                    "stale_criteria_version",
+                    format!(
+                        "the success criteria are at version {}: read them and acknowledge that version",
+                        problem.criteria_version
+                    ),
+                ));
+            }
+            let problem = problems::find(connection, &id)?.ok_or(ApiError::NotFound("problem"))?;
+            record(connection, &caller, "problem.acknowledged", &problem)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(problem))
 }
 
 /// `POST /v1/problems/{id}/close`.

@@ -1,24 +1,34 @@
-//! Reviews: a manager's queue of flagged spends and their decisions.
+//! Reviews: the queue of flagged spends routed to the caller, and their
+//! decisions. A reviewer approves (all or part of a spend, optionally
+//! changing the problem's limit at the same time) or rejects. An approval
+//! that goes past the reviewer's approval authority is recorded as an
+//! endorsement and moves the spend to the next manager up.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::NaiveDateTime;
 use serde::{Deserialize, Serialize};
 
 use super::idempotency::{self, Idempotent};
-use super::problems::problem_ref;
-use super::spends::{SpendJson, find_visible_spend, record};
-use super::types::{Body, Checks, ListJson, PageQuery, TEXT_LENGTH_MAX, page_request, parse_id};
+use super::problems::{change_limit, stored_currency, totals};
+use super::spends::{ReviewPosition, SpendJson, find_visible_spend, record, review_position};
+use super::types::{
+    Body, Checks, ListJson, MoneyInput, PageQuery, TEXT_LENGTH_MAX, page_request, parse_id,
+};
 use crate::app::AppState;
-use crate::db::spends::{self, Decision};
-use crate::db::{DbConnection, Page, now, problems};
-use crate::domain::access::{Caller, ReviewDenied, Role};
+use crate::db::spends::{self, Decision, QueueScope, Routing, SpendRow};
+use crate::db::{DbConnection, delegations, policies, problems, teams};
+use crate::domain::access::{Caller, Role};
+use crate::domain::money::Money;
+use crate::domain::review::{Route, authority_covers};
 use crate::error::ApiError;
+use crate::workflow::{Step, pinned_policy, record_step, review_due_at, route_from, route_parts};
 
 /// What a reviewer decides.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DecisionKind {
-    /// The spend counts against the budget.
+    /// The spend (or `approved_amount` of it) counts against the budget.
     Approve,
     /// The reservation is released; the spend does not count.
     Reject,
@@ -29,9 +39,24 @@ pub enum DecisionKind {
 #[serde(deny_unknown_fields)]
 pub struct ReviewBody {
     decision: DecisionKind,
-    /// Why; required when rejecting.
+    /// Why; required when rejecting, approving in part, or changing the limit.
     #[serde(default)]
     note: Option<String>,
+    /// Approve only this much; the rest is rejected.
+    #[serde(default)]
+    approved_amount: Option<MoneyInput>,
+    /// Set the problem's limit to this while approving (managers of the
+    /// problem's team only); the note is the change's reason.
+    #[serde(default)]
+    new_limit: Option<MoneyInput>,
+}
+
+/// A checked review.
+struct Review {
+    decision: DecisionKind,
+    note: Option<String>,
+    approved_amount: Option<Money>,
+    new_limit: Option<Money>,
 }
 
 /// `POST /v1/spends/{id}/review`.
@@ -49,19 +74,53 @@ pub async fn decide(
     let body = body.into_inner();
     let mut checks = Checks::default();
     let note = checks.optional_text("note", body.note.as_deref(), TEXT_LENGTH_MAX);
-    if body.decision == DecisionKind::Reject && note.is_none() {
-        checks.refuse("note", "required", "say why when rejecting a spend");
+    let approved_amount = body
+        .approved_amount
+        .as_ref()
+        .and_then(|amount| checks.money("approved_amount", amount));
+    let new_limit = body
+        .new_limit
+        .as_ref()
+        .and_then(|limit| checks.money("new_limit", limit));
+    if body.decision == DecisionKind::Reject {
+        if note.is_none() {
+            checks.refuse("note", "required", "say why when rejecting a spend");
+        }
+        for (field, given) in [
+            ("approved_amount", body.approved_amount.is_some()),
+            ("new_limit", body.new_limit.is_some()),
+        ] {
+            if given {
+                checks.refuse(
+                    field,
+                    "not_allowed",
+                    format!("{field} goes with an approval"),
+                );
+            }
+        }
+    } else if note.is_none() && (body.approved_amount.is_some() || body.new_limit.is_some()) {
+        checks.refuse(
+            "note",
+            "required",
+            "say why when approving in part or changing the limit",
+        );
     }
     checks.finish()?;
-    let decision = body.decision;
+    let review = Review {
+        decision: body.decision,
+        note,
+        approved_amount,
+        new_limit,
+    };
     let request = Idempotent {
         caller_id: caller.person_id.clone(),
         key,
         fingerprint,
         status: StatusCode::OK,
     };
+    let at = state.clock.now();
     idempotency::respond(&state, request, move |connection| {
-        apply(connection, &caller, &spend_id, decision, note.as_deref())
+        apply(connection, &caller, &spend_id, &review, at)
     })
     .await
 }
@@ -70,59 +129,297 @@ fn apply(
     connection: &mut DbConnection,
     caller: &Caller,
     spend_id: &str,
-    decision: DecisionKind,
-    note: Option<&str>,
+    review: &Review,
+    at: NaiveDateTime,
 ) -> Result<SpendJson, ApiError> {
-    let (spend, problem) = find_visible_spend(connection, caller, spend_id)?;
-    match caller.may_review(problem_ref(&problem), &spend.logged_by) {
-        Ok(()) => {}
-        Err(ReviewDenied::OwnSpend) => return Err(ApiError::SelfReviewForbidden),
-        Err(ReviewDenied::NotAReviewer) => {
-            return Err(ApiError::Forbidden(
-                "only a manager of the problem's team can review its spends".to_owned(),
-            ));
-        }
-    }
-    let (status, approved, kind) = match decision {
-        DecisionKind::Approve => ("approved_by_manager", true, "spend.approved_by_manager"),
-        DecisionKind::Reject => ("rejected", false, "spend.rejected"),
-    };
-    let decided_at = now();
-    let recorded = Decision {
-        status,
-        decided_by: &caller.person_id,
-        decided_at,
-        note,
-    };
-    if !spends::decide(connection, spend_id, &recorded)? {
+    let (spend, problem) = find_visible_spend(connection, caller, spend_id, at)?;
+    if spend.status != "pending_review" {
         return Err(ApiError::AlreadyDecided);
     }
-    problems::settle_pending(connection, &problem.id, spend.amount_minor, approved)?;
-    let spend = spends::find(connection, spend_id)?.ok_or(ApiError::NotFound("spend"))?;
-    record(connection, caller, kind, &spend, &problem.team_id)
+    if spend.logged_by == caller.person_id || problem.owner_id == caller.person_id {
+        return Err(ApiError::SelfReviewForbidden);
+    }
+    let position = review_position(connection, caller, &spend, at)?.ok_or_else(|| {
+        ApiError::Forbidden(
+            "this spend is not routed to you: only its reviewer (or their delegate) decides it"
+                .to_owned(),
+        )
+    })?;
+    let currency = stored_currency(&problem.currency)?;
+    let approved_minor = match review.approved_amount {
+        Some(amount) => {
+            let amount = amount
+                .require_currency(currency)
+                .map_err(|error| ApiError::money("approved_amount.currency", &error))?;
+            if amount.minor() > spend.amount_minor {
+                return Err(ApiError::field(
+                    "approved_amount",
+                    "above_amount",
+                    "approved_amount cannot be more than the spend's amount",
+                ));
+            }
+            amount.minor()
+        }
+        None => spend.amount_minor,
+    };
+    let on_behalf_of = position.on_behalf_of.as_deref();
+    if review.decision == DecisionKind::Reject {
+        let decision = Decision {
+            status: "rejected",
+            decided_by: &caller.person_id,
+            on_behalf_of,
+            decided_at: at,
+            note: review.note.as_deref(),
+            approved_amount_minor: None,
+        };
+        settle(connection, &spend, &decision)?;
+        problems::settle_pending(connection, &problem.id, spend.amount_minor, 0)?;
+        return finish(
+            connection,
+            caller,
+            &decision,
+            &spend,
+            &problem.team_id,
+            "rejected",
+        );
+    }
+    if let Some(limit) = review.new_limit {
+        let reason = review.note.as_deref().unwrap_or_default();
+        change_limit(connection, caller, &problem, limit, reason, at)?;
+    }
+    let problem = problems::find(connection, &problem.id)?.ok_or(ApiError::NotFound("problem"))?;
+    let mut others = totals(&problem);
+    others.pending_review_minor -= spend.amount_minor;
+    let overrun_minor = approved_minor - others.remaining_minor().max(0);
+    let authority_minor = approval_authority(connection, &spend, &position)?;
+    if !authority_covers(authority_minor, overrun_minor) {
+        return endorse(
+            connection,
+            caller,
+            &spend,
+            &problem,
+            &position,
+            approved_minor,
+            review,
+            at,
+        );
+    }
+    let decision = Decision {
+        status: "approved_by_manager",
+        decided_by: &caller.person_id,
+        on_behalf_of,
+        decided_at: at,
+        note: review.note.as_deref(),
+        approved_amount_minor: Some(approved_minor),
+    };
+    settle(connection, &spend, &decision)?;
+    problems::settle_pending(connection, &problem.id, spend.amount_minor, approved_minor)?;
+    finish(
+        connection,
+        caller,
+        &decision,
+        &spend,
+        &problem.team_id,
+        "approved",
+    )
 }
 
-/// `GET /v1/reviews`: the flagged spends the caller may decide, oldest
-/// first. Empty for anyone who manages no team.
+/// Records the decision on the spend, guarded: a spend decided, re-routed
+/// or escalated since it was read is refused rather than decided twice.
+fn settle(
+    connection: &mut DbConnection,
+    spend: &SpendRow,
+    decision: &Decision<'_>,
+) -> Result<(), ApiError> {
+    if spends::decide(connection, &spend.id, spend.route_version, decision)? {
+        return Ok(());
+    }
+    match spends::find(connection, &spend.id)? {
+        Some(now) if now.status == "pending_review" => Err(ApiError::Conflict(
+            "the spend was re-routed while you decided it: read it and retry".to_owned(),
+        )),
+        _ => Err(ApiError::AlreadyDecided),
+    }
+}
+
+/// Writes the decision's review step and event.
+fn finish(
+    connection: &mut DbConnection,
+    caller: &Caller,
+    decision: &Decision<'_>,
+    spend: &SpendRow,
+    team_id: &str,
+    action: &'static str,
+) -> Result<SpendJson, ApiError> {
+    let spend = spends::find(connection, &spend.id)?.ok_or(ApiError::NotFound("spend"))?;
+    let step = Step {
+        action,
+        actor_id: Some(&caller.person_id),
+        on_behalf_of_id: decision.on_behalf_of,
+        approved_amount_minor: decision.approved_amount_minor,
+        note: decision.note,
+        at: decision.decided_at,
+    };
+    record_step(connection, &spend, step)?;
+    let kind = if action == "approved" {
+        "spend.approved_by_manager"
+    } else {
+        "spend.rejected"
+    };
+    record(connection, caller, kind, &spend, team_id)
+}
+
+/// The overrun the deciding position may approve alone: the approval limit
+/// of the policy in force for the team it reviews for (`None`: no cap).
+/// Authority belongs to the approver, so it is read at decision time; the
+/// admins have no cap.
+fn approval_authority(
+    connection: &mut DbConnection,
+    spend: &SpendRow,
+    position: &ReviewPosition,
+) -> Result<Option<i64>, ApiError> {
+    if position.as_admin {
+        return Ok(None);
+    }
+    let team_id = if position.current {
+        &spend.review_team_id
+    } else {
+        &spend.original_review_team_id
+    };
+    let Some(team_id) = team_id else {
+        return Ok(None);
+    };
+    let chain = teams::chain_upwards(connection, team_id)?;
+    Ok(policies::effective(connection, &chain)?.and_then(|policy| policy.approval_limit_minor))
+}
+
+/// An approval beyond the reviewer's authority: recorded as an endorsement,
+/// and the spend moves to the next manager up (from the current reviewer's
+/// level; a reviewer deciding after SLA escalation leaves it where it is).
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one decision's whole context; grouping it would only rename it"
+)]
+fn endorse(
+    connection: &mut DbConnection,
+    caller: &Caller,
+    spend: &SpendRow,
+    problem: &problems::ProblemRow,
+    position: &ReviewPosition,
+    approved_minor: i64,
+    review: &Review,
+    at: NaiveDateTime,
+) -> Result<SpendJson, ApiError> {
+    let next = match (&spend.review_team_id, position.current) {
+        (Some(team_id), true) => route_from(connection, team_id, true, spend, &problem.owner_id)?,
+        (None, _) => Route::Admins,
+        (Some(team_id), false) => Route::Manager {
+            manager_id: spend.reviewer_id.clone().unwrap_or_default(),
+            team_id: team_id.clone(),
+        },
+    };
+    let policy = pinned_policy(
+        connection,
+        spend.policy_team_id.as_deref(),
+        spend.policy_version,
+    )?;
+    let to_manager = matches!(next, Route::Manager { .. });
+    let (reviewer_id, review_team_id) = route_parts(next);
+    let routing = Routing {
+        reviewer_id,
+        review_team_id,
+        original_reviewer_id: None,
+        original_review_team_id: None,
+        review_due_at: review_due_at(policy.as_ref(), to_manager, at),
+    };
+    if !spends::reroute(connection, &spend.id, spend.route_version, &routing)? {
+        return Err(ApiError::Conflict(
+            "the spend was decided or re-routed while you decided it: read it and retry".to_owned(),
+        ));
+    }
+    let spend = spends::find(connection, &spend.id)?.ok_or(ApiError::NotFound("spend"))?;
+    let step = Step {
+        action: "endorsed",
+        actor_id: Some(&caller.person_id),
+        on_behalf_of_id: position.on_behalf_of.as_deref(),
+        approved_amount_minor: Some(approved_minor),
+        note: review.note.as_deref(),
+        at,
+    };
+    record_step(connection, &spend, step)?;
+    record(
+        connection,
+        caller,
+        "spend.endorsed",
+        &spend,
+        &problem.team_id,
+    )
+}
+
+/// A pending spend in a review queue.
+#[derive(Debug, Serialize)]
+pub struct QueueItemJson {
+    #[serde(flatten)]
+    spend: SpendJson,
+    /// Whether the caller may decide it (else it is shown read-only: routed
+    /// to a manager below them).
+    can_decide: bool,
+    /// The reviewer the caller would decide for, as their delegate.
+    on_behalf_of: Option<String>,
+}
+
+/// `GET /v1/reviews`: flagged spends routed to the caller (or to whoever's
+/// queue they hold by delegation, or to the admins for an admin), and,
+/// read-only, those routed to managers in teams below them. Finance and
+/// admins see every pending spend. Oldest first.
 pub async fn queue(
     state: web::Data<AppState>,
     caller: Caller,
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let page = page_request(query.limit, query.after.as_deref())?;
-    let rows = if caller.role == Role::Manager {
-        let team_ids: Vec<String> = caller.scope_team_ids.iter().cloned().collect();
-        state
-            .db
-            .read(move |connection| {
-                spends::review_queue(connection, &caller.person_id, &team_ids, &page)
+    let at = state.clock.now();
+    let items = state
+        .db
+        .read(move |connection| {
+            let mut reviewer_ids =
+                delegations::active_delegators(connection, &caller.person_id, at)?;
+            reviewer_ids.push(caller.person_id.clone());
+            let scope = QueueScope {
+                reviewer_ids,
+                includes_admin_route: caller.administers(),
+                scope_team_ids: if caller.role == Role::Manager {
+                    caller.scope_team_ids.iter().cloned().collect()
+                } else {
+                    Vec::new()
+                },
+                everything: caller.reads_everything(),
+            };
+            let rows = spends::review_queue(connection, &scope, &page)?;
+            let mut items = Vec::with_capacity(rows.items.len());
+            for spend in rows.items {
+                let own = spend.logged_by == caller.person_id;
+                let position = review_position(connection, &caller, &spend, at)?;
+                let owner_id = problems::find(connection, &spend.problem_id)?
+                    .map(|problem| problem.owner_id)
+                    .unwrap_or_default();
+                let can_decide = position.is_some() && !own && owner_id != caller.person_id;
+                items.push((spend, can_decide, position.and_then(|p| p.on_behalf_of)));
+            }
+            Ok(crate::db::Page {
+                items,
+                next_after: rows.next_after,
             })
-            .await?
-    } else {
-        Page {
-            items: Vec::new(),
-            next_after: None,
-        }
-    };
-    Ok(HttpResponse::Ok().json(ListJson::from_page(rows, SpendJson::from_row)?))
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(ListJson::from_page(
+        items,
+        |(spend, can_decide, on_behalf_of)| {
+            Ok(QueueItemJson {
+                spend: SpendJson::from_row(spend)?,
+                can_decide,
+                on_behalf_of,
+            })
+        },
+    )?))
 }

@@ -3,12 +3,12 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use chrono::{Days, NaiveDate, Utc};
+use chrono::{Days, NaiveDate, NaiveDateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::idempotency::{self, Idempotent};
 use super::problems::{
-    find_visible, parse_query_id, problem_ref, stored_currency, totals, visibility,
+    PolicyRefJson, find_visible, parse_query_id, problem_ref, stored_currency, totals, visibility,
 };
 use super::types::{
     Body, CATEGORY_LENGTH_MAX, Checks, ListJson, MoneyInput, MoneyJson, NAME_LENGTH_MAX,
@@ -16,11 +16,17 @@ use super::types::{
 };
 use crate::app::AppState;
 use crate::db::events::{self, Subject};
+use crate::db::period_totals::{self, PeriodKey};
+use crate::db::review_steps::{self, ReviewStepRow};
 use crate::db::spends::{self, SpendFilter, SpendRow};
-use crate::db::{DbConnection, new_id, now, problems, rfc3339};
+use crate::db::{DbConnection, delegations, new_id, problems, rfc3339};
 use crate::domain::access::Caller;
 use crate::domain::money::Money;
+use crate::domain::review::{
+    FlagReason, Route, allowance_overrun_minor, decode_reasons, encode_reasons, period_of,
+};
 use crate::error::ApiError;
+use crate::workflow::{Step, pinned_policy, record_step, review_due_at, route_from, route_parts};
 
 /// Every spend status, as stored and in JSON.
 pub const SPEND_STATUSES: [&str; 5] = [
@@ -56,12 +62,71 @@ pub struct SpendJson {
     voided_by: Option<String>,
     voided_at: Option<String>,
     void_reason: Option<String>,
+    flag_reasons: Vec<String>,
+    approved_amount: Option<MoneyJson>,
+    policy: Option<PolicyRefJson>,
+    reviewer_id: Option<String>,
+    review_team_id: Option<String>,
+    original_reviewer_id: Option<String>,
+    review_due_at: Option<String>,
+    decided_on_behalf_of: Option<String>,
+    /// Only on `GET /v1/spends/{id}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    review_history: Option<Vec<ReviewStepJson>>,
+}
+
+/// One step of a spend's review history as JSON.
+#[derive(Debug, Serialize)]
+pub struct ReviewStepJson {
+    step: i32,
+    action: String,
+    actor_id: Option<String>,
+    on_behalf_of: Option<String>,
+    reviewer_id: Option<String>,
+    review_team_id: Option<String>,
+    approved_amount: Option<MoneyJson>,
+    note: Option<String>,
+    at: String,
+}
+
+impl ReviewStepJson {
+    fn from_row(row: ReviewStepRow, currency: &str) -> Result<Self, ApiError> {
+        Ok(Self {
+            approved_amount: row
+                .approved_amount_minor
+                .map(|minor| stored_money(minor, currency))
+                .transpose()?,
+            step: row.step,
+            action: row.action,
+            actor_id: row.actor_id,
+            on_behalf_of: row.on_behalf_of_id,
+            reviewer_id: row.reviewer_id,
+            review_team_id: row.review_team_id,
+            note: row.note,
+            at: rfc3339(row.at),
+        })
+    }
 }
 
 impl SpendJson {
     /// Converts a stored spend.
     pub fn from_row(row: SpendRow) -> Result<Self, ApiError> {
         Ok(Self {
+            approved_amount: row
+                .approved_amount_minor
+                .map(|minor| stored_money(minor, &row.currency))
+                .transpose()?,
+            flag_reasons: decode_reasons(row.flag_reasons.as_deref()),
+            policy: row
+                .policy_team_id
+                .zip(row.policy_version)
+                .map(|(team_id, version)| PolicyRefJson { team_id, version }),
+            reviewer_id: row.reviewer_id,
+            review_team_id: row.review_team_id,
+            original_reviewer_id: row.original_reviewer_id,
+            review_due_at: row.review_due_at.map(rfc3339),
+            decided_on_behalf_of: row.decided_on_behalf_of,
+            review_history: None,
             amount: stored_money(row.amount_minor, &row.currency)?,
             overrun: row
                 .overrun_minor
@@ -184,18 +249,21 @@ pub async fn create(
         fingerprint,
         status: StatusCode::CREATED,
     };
+    let at = state.clock.now();
     idempotency::respond(&state, request, move |connection| {
-        log(connection, &caller, &problem_id, new)
+        log(connection, &caller, &problem_id, new, at)
     })
     .await
 }
 
-/// Logs a spend under the limit rule, atomically with its totals and event.
+/// Logs a spend under the limit rule, atomically with its totals, its
+/// routing and its event.
 fn log(
     connection: &mut DbConnection,
     caller: &Caller,
     problem_id: &str,
     new: NewSpend,
+    at: NaiveDateTime,
 ) -> Result<SpendJson, ApiError> {
     let problem = find_visible(connection, caller, problem_id)?;
     if !caller.may_log_spend(problem_ref(&problem)) {
@@ -210,62 +278,194 @@ fn log(
     if problem.status != "open" {
         return Err(ApiError::ProblemClosed);
     }
-    let (status, overrun_minor) = apply_limit_rule(connection, problem_id, amount.minor())?;
-    let spend = SpendRow {
+    let policy = pinned_policy(
+        connection,
+        problem.policy_team_id.as_deref(),
+        problem.policy_version,
+    )?;
+    let period = period_of(at);
+    let rule = LimitRule {
+        problem_id,
+        period: PeriodKey {
+            person_id: &problem.owner_id,
+            period: &period,
+            currency: &problem.currency,
+        },
+        amount_minor: amount.minor(),
+        allowance_minor: policy
+            .as_ref()
+            .and_then(|policy| policy.period_allowance_minor),
+        acknowledged: !problem.require_acknowledgement
+            || problem.acknowledged_version == Some(problem.criteria_version),
+    };
+    let judgement = apply_limit_rule(connection, &rule)?;
+    let mut spend = SpendRow {
         id: new_id(),
         problem_id: problem_id.to_owned(),
         amount_minor: amount.minor(),
         currency: problem.currency.clone(),
-        status: status.to_owned(),
-        overrun_minor,
+        status: "approved".to_owned(),
+        overrun_minor: None,
         merchant: new.merchant,
         description: new.description,
         category: new.category,
         spent_on: new.spent_on,
         receipt_url: new.receipt_url,
         logged_by: caller.person_id.clone(),
-        logged_at: now(),
+        logged_at: at,
         decided_by: None,
         decided_at: None,
         decision_note: None,
         voided_by: None,
         voided_at: None,
         void_reason: None,
+        flag_reasons: None,
+        policy_team_id: problem.policy_team_id.clone(),
+        policy_version: problem.policy_version,
+        approved_amount_minor: None,
+        reviewer_id: None,
+        review_team_id: None,
+        original_reviewer_id: None,
+        original_review_team_id: None,
+        review_due_at: None,
+        decided_on_behalf_of: None,
+        route_version: 0,
     };
+    let Judgement::Flagged {
+        reasons,
+        overrun_minor,
+    } = judgement
+    else {
+        spends::insert(connection, &spend)?;
+        return record(
+            connection,
+            caller,
+            "spend.approved",
+            &spend,
+            &problem.team_id,
+        );
+    };
+    let route = route_from(
+        connection,
+        &problem.team_id,
+        false,
+        &spend,
+        &problem.owner_id,
+    )?;
+    let to_manager = matches!(route, Route::Manager { .. });
+    let (reviewer_id, review_team_id) = route_parts(route);
+    "pending_review".clone_into(&mut spend.status);
+    spend.overrun_minor = overrun_minor;
+    spend.flag_reasons = encode_reasons(&reasons);
+    spend.reviewer_id = reviewer_id;
+    spend.review_team_id = review_team_id;
+    spend.review_due_at = review_due_at(policy.as_ref(), to_manager, at);
     spends::insert(connection, &spend)?;
-    let kind = if overrun_minor.is_some() {
-        "spend.flagged"
-    } else {
-        "spend.approved"
+    let routed = Step {
+        action: "routed",
+        actor_id: None,
+        on_behalf_of_id: None,
+        approved_amount_minor: None,
+        note: None,
+        at,
     };
-    record(connection, caller, kind, &spend, &problem.team_id)
+    record_step(connection, &spend, routed)?;
+    record(
+        connection,
+        caller,
+        "spend.flagged",
+        &spend,
+        &problem.team_id,
+    )
 }
 
-/// The limit rule against the problem's running totals. First the guarded
-/// update that approves only inside the headroom; if it changed nothing, the
-/// amount is reserved as pending. That reservation locks the row (PostgreSQL)
-/// or runs under the write lock (SQLite), so the totals read next are stable:
-/// if a concurrent rejection freed headroom in between, the spend fits after
-/// all and is approved; otherwise its overrun is computed from those totals.
+/// What the limit rule is asked about one spend.
+struct LimitRule<'a> {
+    problem_id: &'a str,
+    /// The owner's autonomous total for the month the spend counts in.
+    period: PeriodKey<'a>,
+    amount_minor: i64,
+    /// The pinned policy's period allowance, if any.
+    allowance_minor: Option<i64>,
+    /// Whether the owner has acknowledged the current success criteria
+    /// (or the pinned policy does not ask for it).
+    acknowledged: bool,
+}
+
+/// What the limit rule decided.
+enum Judgement {
+    /// Inside every budget: approved on the spot.
+    Approved,
+    /// Flagged for review, with why and by how much it overruns (null when
+    /// only the acknowledgement is missing).
+    Flagged {
+        reasons: Vec<FlagReason>,
+        overrun_minor: Option<i64>,
+    },
+}
+
+/// The limit rule against the problem's and the owner's running totals.
+/// An acknowledged spend first tries the guarded update that approves only
+/// inside the problem's headroom, then the guarded update that adds it to
+/// the owner's period total only inside the allowance; if the second fails
+/// the first is undone in the same transaction. A spend that is not
+/// approved is reserved as pending. That reservation locks the problem row
+/// (PostgreSQL) or runs under the write lock (SQLite), so the totals read
+/// next are stable: if a concurrent decision freed headroom in between, the
+/// spend is approved after all; otherwise they say why it was flagged.
 fn apply_limit_rule(
     connection: &mut DbConnection,
-    problem_id: &str,
-    amount_minor: i64,
-) -> Result<(&'static str, Option<i64>), ApiError> {
-    if problems::try_approve_within_limit(connection, problem_id, amount_minor)? {
-        return Ok(("approved", None));
+    rule: &LimitRule<'_>,
+) -> Result<Judgement, ApiError> {
+    let amount_minor = rule.amount_minor;
+    period_totals::ensure(connection, rule.period)?;
+    if rule.acknowledged
+        && problems::try_approve_within_limit(connection, rule.problem_id, amount_minor)?
+    {
+        if period_totals::try_consume(connection, rule.period, amount_minor, rule.allowance_minor)?
+        {
+            return Ok(Judgement::Approved);
+        }
+        problems::release(connection, rule.problem_id, amount_minor, false)?;
     }
-    if !problems::reserve_pending(connection, problem_id, amount_minor)? {
+    if !problems::reserve_pending(connection, rule.problem_id, amount_minor)? {
         return Err(ApiError::ProblemClosed);
     }
-    let problem = problems::find(connection, problem_id)?.ok_or(ApiError::NotFound("problem"))?;
+    let problem =
+        problems::find(connection, rule.problem_id)?.ok_or(ApiError::NotFound("problem"))?;
     let mut before = totals(&problem);
     before.pending_review_minor -= amount_minor;
-    if before.fits(amount_minor) {
-        problems::settle_pending(connection, problem_id, amount_minor, true)?;
-        return Ok(("approved", None));
+    let fits_problem = before.fits(amount_minor);
+    if rule.acknowledged
+        && fits_problem
+        && period_totals::try_consume(connection, rule.period, amount_minor, rule.allowance_minor)?
+    {
+        problems::settle_pending(connection, rule.problem_id, amount_minor, amount_minor)?;
+        return Ok(Judgement::Approved);
     }
-    Ok(("pending_review", Some(before.overrun_minor(amount_minor))))
+    let spent_minor = period_totals::spent(connection, rule.period)?;
+    let allowance_overrun =
+        allowance_overrun_minor(rule.allowance_minor, spent_minor, amount_minor);
+    let problem_overrun = (!fits_problem).then(|| before.overrun_minor(amount_minor));
+    let mut reasons = Vec::new();
+    if problem_overrun.is_some() {
+        reasons.push(FlagReason::OverProblemLimit);
+    }
+    if allowance_overrun.is_some() {
+        reasons.push(FlagReason::OverPeriodAllowance);
+    }
+    if !rule.acknowledged {
+        reasons.push(FlagReason::NotAcknowledged);
+    }
+    if reasons.is_empty() {
+        return Err(ApiError::Internal(
+            "a spend was neither approved nor given a reason to flag it".to_owned(),
+        ));
+    }
+    Ok(Judgement::Flagged {
+        reasons,
+        overrun_minor: problem_overrun.max(allowance_overrun),
+    })
 }
 
 /// Writes the spend's event and returns its JSON.
@@ -326,30 +526,117 @@ pub async fn list(
     Ok(HttpResponse::Ok().json(ListJson::from_page(rows, SpendJson::from_row)?))
 }
 
-/// Loads a spend whose problem the caller may see; anything else is 404.
+/// Loads a spend the caller may see: one on a problem they may read, or
+/// one routed to them (or to someone whose queue they hold by delegation
+/// at `at`). Anything else is 404.
 pub fn find_visible_spend(
     connection: &mut DbConnection,
     caller: &Caller,
     id: &str,
+    at: NaiveDateTime,
 ) -> Result<(SpendRow, problems::ProblemRow), ApiError> {
     let spend = spends::find(connection, id)?.ok_or(ApiError::NotFound("spend"))?;
-    let problem = find_visible(connection, caller, &spend.problem_id)
-        .map_err(|_| ApiError::NotFound("spend"))?;
-    Ok((spend, problem))
+    let problem =
+        problems::find(connection, &spend.problem_id)?.ok_or(ApiError::NotFound("spend"))?;
+    if caller.may_read_problem(problem_ref(&problem))
+        || review_position(connection, caller, &spend, at)?.is_some()
+    {
+        Ok((spend, problem))
+    } else {
+        Err(ApiError::NotFound("spend"))
+    }
 }
 
-/// `GET /v1/spends/{id}`.
+/// In what capacity a caller may decide a pending spend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReviewPosition {
+    /// Deciding as the current reviewer (else as the reviewer it was routed
+    /// to before SLA escalation).
+    pub current: bool,
+    /// The reviewer a delegate decides for.
+    pub on_behalf_of: Option<String>,
+    /// Deciding as an admin on a spend routed to the admins.
+    pub as_admin: bool,
+}
+
+/// Whether the caller may decide this pending spend, and as whom: its
+/// reviewer, the reviewer before escalation, an admin when it is routed to
+/// the admins, or a delegate of either reviewer inside the delegation's
+/// window. `None` when none of these.
+pub fn review_position(
+    connection: &mut DbConnection,
+    caller: &Caller,
+    spend: &SpendRow,
+    at: NaiveDateTime,
+) -> Result<Option<ReviewPosition>, ApiError> {
+    if spend.status != "pending_review" {
+        return Ok(None);
+    }
+    let me = Some(caller.person_id.as_str());
+    let position = |current: bool, on_behalf_of: Option<&String>| ReviewPosition {
+        current,
+        on_behalf_of: on_behalf_of.cloned(),
+        as_admin: false,
+    };
+    if spend.reviewer_id.as_deref() == me {
+        return Ok(Some(position(true, None)));
+    }
+    if spend.original_reviewer_id.as_deref() == me {
+        return Ok(Some(position(false, None)));
+    }
+    if spend.reviewer_id.is_none() && caller.administers() {
+        return Ok(Some(ReviewPosition {
+            current: true,
+            on_behalf_of: None,
+            as_admin: true,
+        }));
+    }
+    if spend.reviewer_id.is_none() && spend.original_reviewer_id.is_none() {
+        return Ok(None);
+    }
+    let delegators = delegations::active_delegators(connection, &caller.person_id, at)?;
+    if let Some(reviewer) = spend
+        .reviewer_id
+        .as_ref()
+        .filter(|id| delegators.contains(id))
+    {
+        return Ok(Some(position(true, Some(reviewer))));
+    }
+    if let Some(original) = spend
+        .original_reviewer_id
+        .as_ref()
+        .filter(|id| delegators.contains(id))
+    {
+        return Ok(Some(position(false, Some(original))));
+    }
+    Ok(None)
+}
+
+/// `GET /v1/spends/{id}`: the spend with its review history.
 pub async fn show(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&path, "spend")?;
-    let (spend, _) = state
+    let at = state.clock.now();
+    let (spend, history) = state
         .db
-        .read(move |connection| find_visible_spend(connection, &caller, &id))
+        .read(move |connection| {
+            let (spend, _) = find_visible_spend(connection, &caller, &id, at)?;
+            let history = review_steps::list(connection, &id)?;
+            Ok((spend, history))
+        })
         .await?;
-    Ok(HttpResponse::Ok().json(SpendJson::from_row(spend)?))
+    let currency = spend.currency.clone();
+    let mut json = SpendJson::from_row(spend)?;
+    json.review_history = Some(
+        history
+            .into_iter()
+            .map(|step| ReviewStepJson::from_row(step, &currency))
+            .collect::<Result<_, _>>()?,
+    );
+    Ok(HttpResponse::Ok().json(json))
 }
 
 /// `POST /v1/spends/{id}/void` body.
@@ -383,8 +670,9 @@ pub async fn void(
         fingerprint,
         status: StatusCode::OK,
     };
+    let at = state.clock.now();
     idempotency::respond(&state, request, move |connection| {
-        apply_void(connection, &caller, &spend_id, &reason)
+        apply_void(connection, &caller, &spend_id, &reason, at)
     })
     .await
 }
@@ -394,8 +682,9 @@ fn apply_void(
     caller: &Caller,
     spend_id: &str,
     reason: &str,
+    at: NaiveDateTime,
 ) -> Result<SpendJson, ApiError> {
-    let (spend, problem) = find_visible_spend(connection, caller, spend_id)?;
+    let (spend, problem) = find_visible_spend(connection, caller, spend_id, at)?;
     let was_pending = spend.status == "pending_review";
     if !caller.may_void(problem_ref(&problem), &spend.logged_by, was_pending) {
         return Err(ApiError::Forbidden(
@@ -413,14 +702,24 @@ fn apply_void(
         spend_id,
         &spend.status,
         &caller.person_id,
-        now(),
+        at,
         reason,
     )? {
         return Err(ApiError::Conflict(
             "the spend changed while it was being voided: read it and retry".to_owned(),
         ));
     }
-    problems::release(connection, &problem.id, spend.amount_minor, was_pending)?;
+    let counted_minor = spend.approved_amount_minor.unwrap_or(spend.amount_minor);
+    problems::release(connection, &problem.id, counted_minor, was_pending)?;
+    if spend.status == "approved" {
+        let period = period_of(spend.logged_at);
+        let key = PeriodKey {
+            person_id: &problem.owner_id,
+            period: &period,
+            currency: &spend.currency,
+        };
+        period_totals::release(connection, key, spend.amount_minor)?;
+    }
     let spend = spends::find(connection, spend_id)?.ok_or(ApiError::NotFound("spend"))?;
     record(connection, caller, "spend.voided", &spend, &problem.team_id)
 }

@@ -30,18 +30,14 @@ pub struct SpendAsOf {
     pub team_id: String,
     /// The problem's owner.
     pub owner_id: String,
-    /// The policy the problem's limit was pinned from.
-    pub policy_team_id: Option<String>,
-    /// Its version.
-    pub policy_version: Option<i32>,
     /// The spend's JSON as of `as_of`: status, decision, void.
     pub snapshot: serde_json::Value,
     /// The sequence of the event that snapshot comes from.
     pub sequence: i64,
 }
 
-/// A spend row with its problem's team, owner and pinned policy.
-type JoinedSpend = (SpendRow, String, String, Option<String>, Option<i32>);
+/// A spend row with its problem's team and owner.
+type JoinedSpend = (SpendRow, String, String);
 
 /// Which spends an export holds.
 #[derive(Debug, Clone)]
@@ -107,13 +103,7 @@ pub fn spends_page(
 ) -> Result<(Vec<SpendAsOf>, Option<String>), ApiError> {
     let mut query = spends::table
         .inner_join(problems::table)
-        .select((
-            SpendRow::as_select(),
-            problems::team_id,
-            problems::owner_id,
-            problems::policy_team_id,
-            problems::policy_version,
-        ))
+        .select((SpendRow::as_select(), problems::team_id, problems::owner_id))
         .order(spends::id.asc())
         .limit(EXPORT_PAGE_SIZE)
         .into_boxed();
@@ -143,7 +133,7 @@ pub fn spends_page(
         .load(connection)?;
     let mut snapshots = states_as_of(history)?;
     let mut spends = Vec::with_capacity(rows.len());
-    for (spend, team_id, owner_id, policy_team_id, policy_version) in rows {
+    for (spend, team_id, owner_id) in rows {
         let Some((snapshot, sequence)) = snapshots.remove(&spend.id) else {
             continue;
         };
@@ -159,8 +149,6 @@ pub fn spends_page(
             spend,
             team_id,
             owner_id,
-            policy_team_id,
-            policy_version,
             snapshot,
             sequence,
         });

@@ -4,12 +4,16 @@
 //! folder, each piece with a comment saying why.
 
 pub mod audit;
+pub mod delegations;
 pub mod events;
 pub mod exports;
 pub mod idempotency;
+pub mod limit_changes;
 pub mod people;
+pub mod period_totals;
 pub mod policies;
 pub mod problems;
+pub mod review_steps;
 pub mod schema;
 pub mod spends;
 pub mod teams;

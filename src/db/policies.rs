@@ -25,6 +25,28 @@ pub struct PolicyRow {
     pub effective_from: chrono::NaiveDateTime,
     /// Who set it.
     pub created_by: String,
+    /// The largest overrun a manager of the team may approve alone, in
+    /// minor units; null means no cap.
+    pub approval_limit_minor: Option<i64>,
+    /// What each person may spend autonomously per calendar month across
+    /// all their problems, in minor units; null means no allowance.
+    pub period_allowance_minor: Option<i64>,
+    /// Whether a problem's owner must acknowledge its success criteria
+    /// before spends on it are approved on the spot.
+    pub require_acknowledgement: bool,
+}
+
+/// One version of a team's policy.
+pub fn find(
+    connection: &mut DbConnection,
+    team_id: &str,
+    version: i32,
+) -> Result<Option<PolicyRow>, ApiError> {
+    Ok(policies::table
+        .find((team_id, version))
+        .select(PolicyRow::as_select())
+        .first(connection)
+        .optional()?)
 }
 
 /// The team's newest version, if it has any.

@@ -43,6 +43,17 @@ pub struct ProblemRow {
     pub closed_at: Option<chrono::NaiveDateTime>,
     /// Last changed.
     pub updated_at: chrono::NaiveDateTime,
+    /// 1 when opened; every limit change adds one.
+    pub limit_version: i32,
+    /// 1 when opened; every change of the success criteria adds one.
+    pub criteria_version: i32,
+    /// The criteria version the owner last acknowledged.
+    pub acknowledged_version: Option<i32>,
+    /// When the owner last acknowledged.
+    pub acknowledged_at: Option<chrono::NaiveDateTime>,
+    /// Pinned from the policy: spends are flagged until the owner has
+    /// acknowledged the current success criteria.
+    pub require_acknowledgement: bool,
 }
 
 /// Which problems a caller may list.
@@ -125,37 +136,86 @@ pub fn list(
     Ok(Page::from_rows(rows, page, |row| row.id.clone()))
 }
 
-/// Writes the title and success criteria.
-pub fn update_details(connection: &mut DbConnection, problem: &ProblemRow) -> Result<(), ApiError> {
+/// Writes the title and success criteria. A change of the criteria
+/// numbers a new criteria version, so an earlier acknowledgement no longer
+/// counts.
+pub fn update_details(
+    connection: &mut DbConnection,
+    problem: &ProblemRow,
+    criteria_changed: bool,
+) -> Result<(), ApiError> {
+    let bump = i32::from(criteria_changed);
     diesel::update(problems::table.find(&problem.id))
         .set((
             problems::title.eq(&problem.title),
             problems::success_criteria.eq(&problem.success_criteria),
+            problems::criteria_version.eq(problems::criteria_version + bump),
             problems::updated_at.eq(problem.updated_at),
         ))
         .execute(connection)?;
     Ok(())
 }
 
-/// Sets a new limit unless it is below what is already approved. Returns
-/// whether it was set. Guarded in SQL so a concurrent approval cannot slip
-/// under it.
-pub fn set_limit(
+/// Records the owner's acknowledgement of criteria version
+/// `criteria_version`, if that is still the current one. Returns whether it
+/// was.
+pub fn acknowledge(
     connection: &mut DbConnection,
     problem_id: &str,
-    limit_minor: i64,
+    criteria_version: i32,
     at: chrono::NaiveDateTime,
 ) -> Result<bool, ApiError> {
     let changed = diesel::update(
         problems::table
             .filter(problems::id.eq(problem_id))
-            .filter(problems::approved_minor.le(limit_minor)),
+            .filter(problems::criteria_version.eq(criteria_version)),
     )
     .set((
-        problems::limit_minor.eq(limit_minor),
-        problems::policy_team_id.eq(None::<String>),
-        problems::policy_version.eq(None::<i32>),
+        problems::acknowledged_version.eq(criteria_version),
+        problems::acknowledged_at.eq(at),
         problems::updated_at.eq(at),
+    ))
+    .execute(connection)?;
+    Ok(changed == 1)
+}
+
+/// A new limit and the policy version that judges spends from now on.
+#[derive(Debug, Clone)]
+pub struct NewLimit {
+    /// The limit, in minor units.
+    pub limit_minor: i64,
+    /// The limit version this replaces (compare-and-set).
+    pub from_version: i32,
+    /// The policy pinned from now on.
+    pub policy: Option<(String, i32)>,
+    /// That policy's acknowledgement requirement, pinned with it.
+    pub require_acknowledgement: bool,
+    /// When.
+    pub at: chrono::NaiveDateTime,
+}
+
+/// Sets a new limit unless it is below what is already approved or another
+/// change got there first. Returns whether it was set. Guarded in SQL so a
+/// concurrent approval cannot slip under it.
+pub fn set_limit(
+    connection: &mut DbConnection,
+    problem_id: &str,
+    new: &NewLimit,
+) -> Result<bool, ApiError> {
+    let (policy_team_id, policy_version) = new.policy.clone().unzip();
+    let changed = diesel::update(
+        problems::table
+            .filter(problems::id.eq(problem_id))
+            .filter(problems::approved_minor.le(new.limit_minor))
+            .filter(problems::limit_version.eq(new.from_version)),
+    )
+    .set((
+        problems::limit_minor.eq(new.limit_minor),
+        problems::limit_version.eq(new.from_version + 1),
+        problems::policy_team_id.eq(policy_team_id),
+        problems::policy_version.eq(policy_version),
+        problems::require_acknowledgement.eq(new.require_acknowledgement),
+        problems::updated_at.eq(new.at),
     ))
     .execute(connection)?;
     Ok(changed == 1)
@@ -222,20 +282,21 @@ pub fn reserve_pending(
     Ok(changed == 1)
 }
 
-/// Releases a decided spend's reservation and, when approved, adds it to
-/// `approved`. The caller has already moved the spend out of
-/// `pending_review` in the same transaction, so this runs once per spend.
+/// Releases a decided spend's reservation of `reserved_minor` and adds
+/// `approved_minor` (all of it, part of it after a partial approval, or
+/// nothing after a rejection) to `approved`. The caller has already moved
+/// the spend out of `pending_review` in the same transaction, so this runs
+/// once per spend.
 pub fn settle_pending(
     connection: &mut DbConnection,
     problem_id: &str,
-    amount_minor: i64,
-    approved: bool,
+    reserved_minor: i64,
+    approved_minor: i64,
 ) -> Result<(), ApiError> {
-    let approved_delta = if approved { amount_minor } else { 0 };
     diesel::update(problems::table.find(problem_id))
         .set((
-            problems::pending_review_minor.eq(problems::pending_review_minor - amount_minor),
-            problems::approved_minor.eq(problems::approved_minor + approved_delta),
+            problems::pending_review_minor.eq(problems::pending_review_minor - reserved_minor),
+            problems::approved_minor.eq(problems::approved_minor + approved_minor),
         ))
         .execute(connection)?;
     Ok(())

@@ -34,6 +34,9 @@ diesel::table! {
         review_sla_hours -> Integer,
         effective_from -> Timestamp,
         created_by -> Text,
+        approval_limit_minor -> Nullable<BigInt>,
+        period_allowance_minor -> Nullable<BigInt>,
+        require_acknowledgement -> Bool,
     }
 }
 
@@ -55,6 +58,11 @@ diesel::table! {
         opened_at -> Timestamp,
         closed_at -> Nullable<Timestamp>,
         updated_at -> Timestamp,
+        limit_version -> Integer,
+        criteria_version -> Integer,
+        acknowledged_version -> Nullable<Integer>,
+        acknowledged_at -> Nullable<Timestamp>,
+        require_acknowledgement -> Bool,
     }
 }
 
@@ -79,6 +87,70 @@ diesel::table! {
         voided_by -> Nullable<Text>,
         voided_at -> Nullable<Timestamp>,
         void_reason -> Nullable<Text>,
+        flag_reasons -> Nullable<Text>,
+        policy_team_id -> Nullable<Text>,
+        policy_version -> Nullable<Integer>,
+        approved_amount_minor -> Nullable<BigInt>,
+        reviewer_id -> Nullable<Text>,
+        review_team_id -> Nullable<Text>,
+        original_reviewer_id -> Nullable<Text>,
+        original_review_team_id -> Nullable<Text>,
+        review_due_at -> Nullable<Timestamp>,
+        decided_on_behalf_of -> Nullable<Text>,
+        route_version -> Integer,
+    }
+}
+
+diesel::table! {
+    spend_review_steps (spend_id, step) {
+        spend_id -> Text,
+        step -> Integer,
+        action -> Text,
+        actor_id -> Nullable<Text>,
+        on_behalf_of_id -> Nullable<Text>,
+        reviewer_id -> Nullable<Text>,
+        review_team_id -> Nullable<Text>,
+        approved_amount_minor -> Nullable<BigInt>,
+        note -> Nullable<Text>,
+        at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    problem_limit_changes (problem_id, version) {
+        problem_id -> Text,
+        version -> Integer,
+        limit_minor -> BigInt,
+        previous_limit_minor -> Nullable<BigInt>,
+        policy_team_id -> Nullable<Text>,
+        policy_version -> Nullable<Integer>,
+        changed_by -> Text,
+        changed_at -> Timestamp,
+        reason -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    period_totals (person_id, period, currency) {
+        person_id -> Text,
+        period -> Text,
+        currency -> Text,
+        autonomous_minor -> BigInt,
+    }
+}
+
+diesel::table! {
+    review_delegations (id) {
+        id -> Text,
+        delegator_id -> Text,
+        delegate_id -> Text,
+        starts_at -> Timestamp,
+        ends_at -> Timestamp,
+        note -> Nullable<Text>,
+        created_by -> Text,
+        created_at -> Timestamp,
+        revoked_by -> Nullable<Text>,
+        revoked_at -> Nullable<Timestamp>,
     }
 }
 
@@ -148,4 +220,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     idempotency_keys,
     chain_heads,
     audit_checkpoints,
+    spend_review_steps,
+    problem_limit_changes,
+    period_totals,
+    review_delegations,
 );

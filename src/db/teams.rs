@@ -5,6 +5,7 @@ use diesel::sql_types::{Integer, Text};
 
 use super::schema::teams;
 use super::{DbConnection, Page, PageRequest};
+use crate::domain::review::TeamNode;
 use crate::error::ApiError;
 
 /// Deepest team tree Leeway walks; a deeper tree is refused when built.
@@ -99,6 +100,53 @@ pub fn chain_upwards(
     .bind::<Integer, _>(TEAM_DEPTH_MAX)
     .load(connection)?;
     Ok(rows.into_iter().map(|row| row.id).collect())
+}
+
+#[derive(QueryableByName)]
+struct TeamNodeRow {
+    #[diesel(sql_type = Text)]
+    id: String,
+    #[diesel(sql_type = diesel::sql_types::Nullable<Text>)]
+    manager_id: Option<String>,
+}
+
+/// The team and every team above it with their managers, nearest first:
+/// the path a flagged spend is routed along.
+pub fn chain_with_managers(
+    connection: &mut DbConnection,
+    team_id: &str,
+) -> Result<Vec<TeamNode>, ApiError> {
+    // Portable SQL, as in `chain_upwards`.
+    let rows: Vec<TeamNodeRow> = diesel::sql_query(
+        "WITH RECURSIVE chain (id, parent_id, manager_id, depth) AS ( \
+             SELECT id, parent_id, manager_id, 0 FROM teams WHERE id = $1 \
+             UNION ALL \
+             SELECT teams.id, teams.parent_id, teams.manager_id, chain.depth + 1 FROM teams \
+             JOIN chain ON teams.id = chain.parent_id WHERE chain.depth < $2 \
+         ) SELECT id, manager_id FROM chain ORDER BY depth",
+    )
+    .bind::<Text, _>(team_id)
+    .bind::<Integer, _>(TEAM_DEPTH_MAX)
+    .load(connection)?;
+    Ok(rows
+        .into_iter()
+        .map(|row| TeamNode {
+            team_id: row.id,
+            manager_id: row.manager_id,
+        })
+        .collect())
+}
+
+/// The chain above `team_id` (its parent upwards), or empty at the root.
+pub fn chain_above(
+    connection: &mut DbConnection,
+    team_id: &str,
+) -> Result<Vec<TeamNode>, ApiError> {
+    let mut chain = chain_with_managers(connection, team_id)?;
+    if !chain.is_empty() {
+        chain.remove(0);
+    }
+    Ok(chain)
 }
 
 /// Teams the person manages directly.

@@ -104,6 +104,14 @@ impl Caller {
         self.administers() || self.manages_team(team_id)
     }
 
+    /// Whether the caller may change the approval authority of a team whose
+    /// parent is `parent_team_id`: an admin, or a manager of a team above
+    /// it. Nobody grants approval authority to themselves.
+    #[must_use]
+    pub fn may_grant_authority(&self, parent_team_id: Option<&str>) -> bool {
+        self.administers() || parent_team_id.is_some_and(|parent| self.manages_team(parent))
+    }
+
     /// Whether the caller may see a problem and its spends.
     #[must_use]
     pub fn may_read_problem(&self, problem: ProblemRef<'_>) -> bool {

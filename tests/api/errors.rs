@@ -98,6 +98,7 @@ async fn an_unreachable_database_answers_503_not_a_hang() {
             audience: None,
         },
         workers: Some(1),
+        escalation_interval: crate::helpers::ESCALATION_INTERVAL,
     };
     let state = leeway::app::AppState::new(&config).unwrap();
     let token = state.tokens.issue("admin", 60).unwrap();

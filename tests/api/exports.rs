@@ -86,18 +86,21 @@ async fn ledger(app: &TestApp) -> (crate::helpers::Org, Vec<String>) {
     assert_eq!(app.spend("lou", &booth, "399.99").await.status, 201);
     let pending = app.spend("lou", &booth, "10.00").await;
     assert_eq!(pending.body["status"], "pending_review");
-    let approve = json!({"decision": "approve", "note": "ok"});
     let reject = json!({"decision": "reject", "note": "no"});
-    assert_eq!(
-        app.post(
+    // Approved in part: only 100.00 of the 120.00 counts towards the problem.
+    let partial = json!({
+        "decision": "approve",
+        "note": "the cables were not needed",
+        "approved_amount": {"amount": "100.00", "currency": "USD"},
+    });
+    let decided = app
+        .post(
             "mia",
             &format!("/v1/spends/{approved_later}/review"),
-            &approve
+            &partial,
         )
-        .await
-        .status,
-        200
-    );
+        .await;
+    assert_eq!(decided.status, 200, "{}", decided.body);
     assert_eq!(
         app.post("mia", &format!("/v1/spends/{rejected}/review"), &reject)
             .await
@@ -203,20 +206,22 @@ backend_tests! {
         assert_eq!(rows.len(), 7);
         for problem in &problems {
             let totals = app.get("fin", &format!("/v1/problems/{problem}")).await.body;
-            let sum = |statuses: &[&str]| -> i64 {
+            let sum = |column: &str, statuses: &[&str]| -> i64 {
                 rows.iter()
                     .filter(|row| &row["problem_id"] == problem && statuses.contains(&row["status"].as_str()))
-                    .map(|row| cents(&row["amount"]))
+                    .map(|row| cents(&row[column]))
                     .sum()
             };
-            assert_eq!(sum(&["approved", "approved_by_manager"]), cents(totals["approved"]["amount"].as_str().unwrap()), "{problem}");
-            assert_eq!(sum(&["pending_review"]), cents(totals["pending_review"]["amount"].as_str().unwrap()), "{problem}");
+            assert_eq!(sum("approved_amount", &["approved", "approved_by_manager"]), cents(totals["approved"]["amount"].as_str().unwrap()), "{problem}");
+            assert_eq!(sum("amount", &["pending_review"]), cents(totals["pending_review"]["amount"].as_str().unwrap()), "{problem}");
         }
         let by_status = |status: &str| rows.iter().filter(|row| row["status"] == status).count();
         assert_eq!((by_status("approved"), by_status("approved_by_manager"), by_status("pending_review"), by_status("rejected"), by_status("voided")), (3, 1, 1, 1, 1));
         let reviewed = rows.iter().find(|row| row["status"] == "approved_by_manager").unwrap();
         assert_eq!(reviewed["decided_by"], org.mia);
         assert_eq!(reviewed["overrun"], "70.00");
+        assert_eq!(reviewed["amount"], "120.00");
+        assert_eq!(reviewed["approved_amount"], "100.00");
         assert_eq!(reviewed["team_id"], org.ops);
         assert_eq!(reviewed["owner_id"], org.sam);
         assert_eq!(reviewed["policy_version"], "1");
@@ -308,6 +313,7 @@ backend_tests! {
         assert_eq!(text.matches(" * \"").count(), 4, "{text}");
         assert_eq!(text.matches(" ! \"").count(), 1, "{text}");
         assert!(text.contains("#leeway ^problem-"));
+        assert!(text.contains("Expenses:Leeway:Spends  100.00 USD"), "a partial approval books what was approved: {text}");
         let Some(bean_check) = bean_check() else {
             return;
         };

@@ -10,6 +10,7 @@ use diesel::connection::SimpleConnection;
 use diesel::{Connection, PgConnection};
 use leeway::app::{self, AppState};
 use leeway::auth::Tokens;
+use leeway::clock::Clock;
 use leeway::config::{Config, JwtConfig};
 use leeway::db::{DatabaseUrl, Db};
 use leeway::domain::access::Role;
@@ -22,6 +23,8 @@ pub const POSTGRES_URL_VARIABLE: &str = "LEEWAY_TEST_DATABASE_URL";
 pub const TEST_SECRET: &str = "test-secret-test-secret-test-secret-0123456789";
 /// Subject of the admin every test database starts with.
 pub const ADMIN: &str = "admin";
+/// How often test servers run the SLA escalation task.
+pub const ESCALATION_INTERVAL: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// Which database a test runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,6 +38,8 @@ pub struct TestApp {
     pub base_url: String,
     pub database_url: String,
     pub db: Db,
+    /// The server's clock: tests move it forward instead of sleeping.
+    pub clock: Clock,
     pub client: reqwest::Client,
     tokens: Tokens,
     server: actix_web::dev::ServerHandle,
@@ -120,6 +125,7 @@ impl TestApp {
                 audience: None,
             },
             workers: Some(2),
+            escalation_interval: ESCALATION_INTERVAL,
         };
         let state = AppState::new(&config).unwrap();
         state.db.migrate().unwrap();
@@ -138,6 +144,7 @@ impl TestApp {
             })
             .unwrap();
         let db = state.db.clone();
+        let clock = state.clock.clone();
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let server = app::serve(state, listener, config.workers).unwrap();
@@ -147,6 +154,7 @@ impl TestApp {
             base_url: format!("http://127.0.0.1:{port}"),
             database_url,
             db,
+            clock,
             client: reqwest::Client::new(),
             tokens: Tokens::new(&config.jwt),
             server: handle,

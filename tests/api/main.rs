@@ -11,6 +11,7 @@ mod access;
 mod audit;
 mod cli;
 mod concurrency;
+mod delegation;
 mod errors;
 mod exports;
 mod idempotency;

@@ -181,18 +181,22 @@ backend_tests! {
         let response = app.post("mia", "/v1/problems", &explicit).await;
         assert_eq!(response.status, 201, "{}", response.body);
         assert_eq!(response.body["limit"]["amount"], "1000.00");
-        assert_eq!(response.body["policy"], json!(null));
+        // The explicit limit replaces the policy's, but the policy version in force still judges spends.
+        assert_eq!(response.body["policy"]["version"], 1);
+        assert_eq!(response.body["limit_version"], 1);
         assert_eq!(response.body["opened_by"], org.mia);
         let problem = response.id();
         let member_limit = json!({"title": "X", "success_criteria": "Y", "limit": {"amount": "9000.00", "currency": "USD"}});
         app.post("sam", "/v1/problems", &member_limit).await.assert_problem(403, "forbidden");
         assert_eq!(app.spend("sam", &problem, "600.00").await.body["status"], "approved");
-        let below = app.patch("mia", &format!("/v1/problems/{problem}"), &json!({"limit": {"amount": "500.00", "currency": "USD"}})).await;
+        let below = app.patch("mia", &format!("/v1/problems/{problem}"), &json!({"limit": {"amount": "500.00", "currency": "USD"}, "limit_reason": "Cut"})).await;
         below.assert_problem(422, "validation_failed");
-        app.patch("sam", &format!("/v1/problems/{problem}"), &json!({"limit": {"amount": "700.00", "currency": "USD"}})).await.assert_problem(403, "forbidden");
-        let raised = app.patch("mia", &format!("/v1/problems/{problem}"), &json!({"limit": {"amount": "700.00", "currency": "USD"}})).await;
+        app.patch("sam", &format!("/v1/problems/{problem}"), &json!({"limit": {"amount": "700.00", "currency": "USD"}, "limit_reason": "More"})).await.assert_problem(403, "forbidden");
+        app.patch("mia", &format!("/v1/problems/{problem}"), &json!({"limit": {"amount": "700.00", "currency": "USD"}})).await.assert_problem(422, "validation_failed");
+        let raised = app.patch("mia", &format!("/v1/problems/{problem}"), &json!({"limit": {"amount": "700.00", "currency": "USD"}, "limit_reason": "Rack needs rails"})).await;
         assert_eq!(raised.status, 200, "{}", raised.body);
         assert_eq!(raised.body["remaining"]["amount"], "100.00");
+        assert_eq!(raised.body["limit_version"], 2);
         let renamed = app.patch("sam", &format!("/v1/problems/{problem}"), &json!({"title": "Server rack"})).await;
         assert_eq!(renamed.body["title"], "Server rack");
     }

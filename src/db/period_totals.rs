@@ -1,0 +1,95 @@
+//! Per-person, per-calendar-month running totals of autonomously approved
+//! spends: the period allowance check is one guarded update on one row,
+//! never a sum over history, and as race-free as the per-problem limit.
+
+use diesel::prelude::*;
+use diesel::sql_types::Text;
+
+use super::DbConnection;
+use super::schema::period_totals;
+use crate::error::ApiError;
+
+/// Which running total: a person's autonomous spending in one currency in
+/// one calendar month (`YYYY-MM`, UTC).
+#[derive(Debug, Clone, Copy)]
+pub struct PeriodKey<'a> {
+    /// The problem owner whose allowance it is.
+    pub person_id: &'a str,
+    /// `YYYY-MM`.
+    pub period: &'a str,
+    /// ISO 4217 code.
+    pub currency: &'a str,
+}
+
+/// Makes sure the row exists (at zero) so the guarded update below has a
+/// row to guard. Run before any other write of the transaction: on
+/// PostgreSQL a concurrent insert of the same key waits for this one.
+pub fn ensure(connection: &mut DbConnection, key: PeriodKey<'_>) -> Result<(), ApiError> {
+    // Portable SQL: diesel's MultiConnection has no ON CONFLICT builder, and
+    // both PostgreSQL and SQLite (3.24+) accept this statement as written.
+    diesel::sql_query(
+        "INSERT INTO period_totals (person_id, period, currency, autonomous_minor) \
+         VALUES ($1, $2, $3, 0) ON CONFLICT (person_id, period, currency) DO NOTHING",
+    )
+    .bind::<Text, _>(key.person_id)
+    .bind::<Text, _>(key.period)
+    .bind::<Text, _>(key.currency)
+    .execute(connection)?;
+    Ok(())
+}
+
+/// Adds an autonomous spend to the period total only if it stays inside
+/// `allowance_minor` (`None`: no allowance, always added). Returns whether
+/// it was added. PostgreSQL re-checks the condition on the newest row
+/// version after a concurrent writer commits; SQLite runs one writer.
+pub fn try_consume(
+    connection: &mut DbConnection,
+    key: PeriodKey<'_>,
+    amount_minor: i64,
+    allowance_minor: Option<i64>,
+) -> Result<bool, ApiError> {
+    let target = period_totals::table
+        .filter(period_totals::person_id.eq(key.person_id))
+        .filter(period_totals::period.eq(key.period))
+        .filter(period_totals::currency.eq(key.currency));
+    let set = period_totals::autonomous_minor.eq(period_totals::autonomous_minor + amount_minor);
+    let changed = match allowance_minor {
+        Some(allowance) => diesel::update(
+            target.filter((period_totals::autonomous_minor + amount_minor).le(allowance)),
+        )
+        .set(set)
+        .execute(connection)?,
+        None => diesel::update(target).set(set).execute(connection)?,
+    };
+    Ok(changed == 1)
+}
+
+/// What the person has spent autonomously in the period so far.
+pub fn spent(connection: &mut DbConnection, key: PeriodKey<'_>) -> Result<i64, ApiError> {
+    Ok(period_totals::table
+        .filter(period_totals::person_id.eq(key.person_id))
+        .filter(period_totals::period.eq(key.period))
+        .filter(period_totals::currency.eq(key.currency))
+        .select(period_totals::autonomous_minor)
+        .first(connection)
+        .optional()?
+        .unwrap_or(0))
+}
+
+/// Takes a voided autonomous spend back out of its period total.
+pub fn release(
+    connection: &mut DbConnection,
+    key: PeriodKey<'_>,
+    amount_minor: i64,
+) -> Result<(), ApiError> {
+    diesel::update(
+        period_totals::table
+            .filter(period_totals::person_id.eq(key.person_id))
+            .filter(period_totals::period.eq(key.period))
+            .filter(period_totals::currency.eq(key.currency))
+            .filter(period_totals::autonomous_minor.ge(amount_minor)),
+    )
+    .set(period_totals::autonomous_minor.eq(period_totals::autonomous_minor - amount_minor))
+    .execute(connection)?;
+    Ok(())
+}

@@ -1,0 +1,233 @@
+//! The review workflow's side effects, run inside the caller's transaction:
+//! routing a flagged spend up the team tree, moving it up when a reviewer
+//! lacks authority or its SLA passes, recording every step, and the
+//! background task that escalates overdue reviews. The rules themselves are
+//! pure functions in `domain::review`.
+//!
+//! Escalation is safe with any number of server processes on one database:
+//! each process picks a bounded batch of overdue spends and moves each one
+//! in its own transaction with a compare-and-set on `route_version`, so a
+//! spend moved by one process (or decided by a reviewer meanwhile) is
+//! skipped by the others.
+
+use std::time::Duration;
+
+use chrono::{NaiveDateTime, TimeDelta};
+
+use crate::api::spends::SpendJson;
+use crate::clock::Clock;
+use crate::db::events::{self, Subject};
+use crate::db::policies::PolicyRow;
+use crate::db::review_steps::{self, ReviewStepRow};
+use crate::db::spends::{self, Routing, SpendRow};
+use crate::db::{Db, DbConnection, policies, problems, teams};
+use crate::domain::review::{self, Route};
+use crate::error::ApiError;
+
+/// Most overdue spends one process escalates per tick.
+pub const ESCALATION_BATCH_MAX: i64 = 100;
+
+/// The policy version a problem (and so its spends) is judged by.
+pub fn pinned_policy(
+    connection: &mut DbConnection,
+    team_id: Option<&str>,
+    version: Option<i32>,
+) -> Result<Option<PolicyRow>, ApiError> {
+    match (team_id, version) {
+        (Some(team_id), Some(version)) => policies::find(connection, team_id, version),
+        _ => Ok(None),
+    }
+}
+
+/// Routes from `team_id` upwards (`above`: from its parent upwards),
+/// skipping whoever logged the spend and the problem's owner.
+pub fn route_from(
+    connection: &mut DbConnection,
+    team_id: &str,
+    above: bool,
+    spend: &SpendRow,
+    owner_id: &str,
+) -> Result<Route, ApiError> {
+    let chain = if above {
+        teams::chain_above(connection, team_id)?
+    } else {
+        teams::chain_with_managers(connection, team_id)?
+    };
+    Ok(review::route(&chain, &[&spend.logged_by, owner_id]))
+}
+
+/// The reviewer and team of a route; both null for the admins.
+#[must_use]
+pub fn route_parts(route: Route) -> (Option<String>, Option<String>) {
+    match route {
+        Route::Manager {
+            manager_id,
+            team_id,
+        } => (Some(manager_id), Some(team_id)),
+        Route::Admins => (None, None),
+    }
+}
+
+/// When a review routed at `at` escalates: after the policy's SLA, unless
+/// it already sits with the admins (nobody is above them) or no policy
+/// judges it.
+#[must_use]
+pub fn review_due_at(
+    policy: Option<&PolicyRow>,
+    routed_to_manager: bool,
+    at: NaiveDateTime,
+) -> Option<NaiveDateTime> {
+    let policy = policy.filter(|_| routed_to_manager)?;
+    at.checked_add_signed(TimeDelta::hours(i64::from(policy.review_sla_hours)))
+}
+
+/// One entry of a spend's review history.
+#[derive(Debug, Clone, Copy)]
+pub struct Step<'a> {
+    /// `routed`, `escalated`, `endorsed`, `approved` or `rejected`.
+    pub action: &'static str,
+    /// Who acted; `None` for the server.
+    pub actor_id: Option<&'a str>,
+    /// The reviewer a delegate acted for.
+    pub on_behalf_of_id: Option<&'a str>,
+    /// What was approved or endorsed.
+    pub approved_amount_minor: Option<i64>,
+    /// The reviewer's note.
+    pub note: Option<&'a str>,
+    /// When.
+    pub at: NaiveDateTime,
+}
+
+/// Appends a step to the spend's history; where it went is read from the
+/// spend as it now stands.
+pub fn record_step(
+    connection: &mut DbConnection,
+    spend: &SpendRow,
+    step: Step<'_>,
+) -> Result<(), ApiError> {
+    let moved = matches!(step.action, "routed" | "escalated" | "endorsed");
+    review_steps::append(
+        connection,
+        ReviewStepRow {
+            spend_id: spend.id.clone(),
+            step: 0,
+            action: step.action.to_owned(),
+            actor_id: step.actor_id.map(str::to_owned),
+            on_behalf_of_id: step.on_behalf_of_id.map(str::to_owned),
+            reviewer_id: spend.reviewer_id.clone().filter(|_| moved),
+            review_team_id: spend.review_team_id.clone().filter(|_| moved),
+            approved_amount_minor: step.approved_amount_minor,
+            note: step.note.map(str::to_owned),
+            at: step.at,
+        },
+    )
+}
+
+/// Escalates one overdue spend to the next manager up (the reviewer it
+/// leaves may still decide), in the caller's transaction. Returns the spend
+/// as it now stands, or `None` when there was nothing to do: decided,
+/// re-routed or escalated by another process meanwhile, or not due.
+pub fn escalate(
+    connection: &mut DbConnection,
+    spend_id: &str,
+    at: NaiveDateTime,
+) -> Result<Option<SpendRow>, ApiError> {
+    let Some(spend) = spends::find(connection, spend_id)? else {
+        return Ok(None);
+    };
+    if spend.status != "pending_review" || spend.review_due_at.is_none_or(|due| due > at) {
+        return Ok(None);
+    }
+    let problem = problems::find(connection, &spend.problem_id)?
+        .ok_or_else(|| ApiError::Internal(format!("spend {spend_id} has no problem")))?;
+    let next = match &spend.review_team_id {
+        Some(team_id) => route_from(connection, team_id, true, &spend, &problem.owner_id)?,
+        None => Route::Admins,
+    };
+    let policy = pinned_policy(
+        connection,
+        spend.policy_team_id.as_deref(),
+        spend.policy_version,
+    )?;
+    let to_manager = matches!(next, Route::Manager { .. });
+    let (reviewer_id, review_team_id) = route_parts(next);
+    let keeps_original = spend.original_reviewer_id.is_some();
+    let routing = Routing {
+        original_reviewer_id: if keeps_original {
+            spend.original_reviewer_id.clone()
+        } else {
+            spend.reviewer_id.clone()
+        },
+        original_review_team_id: if keeps_original {
+            spend.original_review_team_id.clone()
+        } else {
+            spend.review_team_id.clone()
+        },
+        reviewer_id,
+        review_team_id,
+        review_due_at: review_due_at(policy.as_ref(), to_manager, at),
+    };
+    if !spends::reroute(connection, spend_id, spend.route_version, &routing)? {
+        return Ok(None);
+    }
+    let spend = spends::find(connection, spend_id)?.ok_or(ApiError::NotFound("spend"))?;
+    record_step(
+        connection,
+        &spend,
+        Step {
+            action: "escalated",
+            actor_id: None,
+            on_behalf_of_id: None,
+            approved_amount_minor: None,
+            note: None,
+            at,
+        },
+    )?;
+    Ok(Some(spend))
+}
+
+/// Escalates every overdue spend of one batch, each in its own
+/// transaction with its `spend.escalated` event. Returns how many moved.
+pub async fn escalate_overdue(db: &Db, at: NaiveDateTime) -> Result<usize, ApiError> {
+    let due = db
+        .read(move |connection| spends::due_for_escalation(connection, at, ESCALATION_BATCH_MAX))
+        .await?;
+    let mut moved = 0;
+    for spend_id in due {
+        let escalated = db
+            .write(move |connection| {
+                let Some(spend) = escalate(connection, &spend_id, at)? else {
+                    return Ok(false);
+                };
+                let problem = problems::find(connection, &spend.problem_id)?
+                    .ok_or(ApiError::NotFound("problem"))?;
+                let subject = Subject {
+                    subject_type: "spend",
+                    subject_id: &spend.id,
+                    team_id: Some(&problem.team_id),
+                    problem_id: Some(&spend.problem_id),
+                };
+                let json = SpendJson::from_row(spend.clone())?;
+                events::record(connection, None, "spend.escalated", subject, &json)?;
+                Ok(true)
+            })
+            .await?;
+        moved += usize::from(escalated);
+    }
+    Ok(moved)
+}
+
+/// Runs [`escalate_overdue`] every `interval` for as long as the server runs.
+pub fn spawn_escalation(db: Db, clock: Clock, interval: Duration) {
+    actix_web::rt::spawn(async move {
+        let mut ticks = actix_web::rt::time::interval(interval);
+        loop {
+            ticks.tick().await;
+            match escalate_overdue(&db, clock.now()).await {
+                Ok(0) => {}
+                Ok(count) => tracing::info!(count, "escalated overdue reviews"),
+                Err(error) => tracing::warn!(%error, "could not escalate overdue reviews"),
+            }
+        }
+    });
+}
