@@ -299,38 +299,7 @@ fn log(
             || problem.acknowledged_version == Some(problem.criteria_version),
     };
     let judgement = apply_limit_rule(connection, &rule)?;
-    let mut spend = SpendRow {
-        id: new_id(),
-        problem_id: problem_id.to_owned(),
-        amount_minor: amount.minor(),
-        currency: problem.currency.clone(),
-        status: "approved".to_owned(),
-        overrun_minor: None,
-        merchant: new.merchant,
-        description: new.description,
-        category: new.category,
-        spent_on: new.spent_on,
-        receipt_url: new.receipt_url,
-        logged_by: caller.person_id.clone(),
-        logged_at: at,
-        decided_by: None,
-        decided_at: None,
-        decision_note: None,
-        voided_by: None,
-        voided_at: None,
-        void_reason: None,
-        flag_reasons: None,
-        policy_team_id: problem.policy_team_id.clone(),
-        policy_version: problem.policy_version,
-        approved_amount_minor: None,
-        reviewer_id: None,
-        review_team_id: None,
-        original_reviewer_id: None,
-        original_review_team_id: None,
-        review_due_at: None,
-        decided_on_behalf_of: None,
-        route_version: 0,
-    };
+    let mut spend = new_row(&problem, &caller.person_id, new, amount.minor(), at);
     let Judgement::Flagged {
         reasons,
         overrun_minor,
@@ -377,6 +346,48 @@ fn log(
         &spend,
         &problem.team_id,
     )
+}
+
+/// A spend as logged, approved on the spot until the limit rule says otherwise.
+fn new_row(
+    problem: &problems::ProblemRow,
+    logged_by: &str,
+    new: NewSpend,
+    amount_minor: i64,
+    at: NaiveDateTime,
+) -> SpendRow {
+    SpendRow {
+        id: new_id(),
+        problem_id: problem.id.clone(),
+        amount_minor,
+        currency: problem.currency.clone(),
+        status: "approved".to_owned(),
+        overrun_minor: None,
+        merchant: new.merchant,
+        description: new.description,
+        category: new.category,
+        spent_on: new.spent_on,
+        receipt_url: new.receipt_url,
+        logged_by: logged_by.to_owned(),
+        logged_at: at,
+        decided_by: None,
+        decided_at: None,
+        decision_note: None,
+        voided_by: None,
+        voided_at: None,
+        void_reason: None,
+        flag_reasons: None,
+        policy_team_id: problem.policy_team_id.clone(),
+        policy_version: problem.policy_version,
+        approved_amount_minor: None,
+        reviewer_id: None,
+        review_team_id: None,
+        original_reviewer_id: None,
+        original_review_team_id: None,
+        review_due_at: None,
+        decided_on_behalf_of: None,
+        route_version: 0,
+    }
 }
 
 /// What the limit rule is asked about one spend.

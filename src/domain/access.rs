@@ -281,6 +281,16 @@ mod tests {
     }
 
     #[test]
+    fn approval_authority_is_granted_from_above() {
+        let manager = caller(Role::Manager, Some("ops"), &["ops", "ops-east"]);
+        assert!(manager.may_grant_authority(Some("ops")));
+        assert!(!manager.may_grant_authority(Some("company")));
+        assert!(!manager.may_grant_authority(None));
+        assert!(caller(Role::Admin, None, &[]).may_grant_authority(None));
+        assert!(!caller(Role::Finance, None, &[]).may_grant_authority(Some("ops")));
+    }
+
+    #[test]
     fn roles_round_trip_through_their_spelling() {
         for role in [Role::Member, Role::Manager, Role::Finance, Role::Admin] {
             assert_eq!(role.as_str().parse(), Ok(role));
