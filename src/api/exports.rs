@@ -218,7 +218,7 @@ pub fn csv_cell(value: &str) -> String {
 }
 
 /// One CSV record with its CRLF.
-fn csv_line<S: AsRef<str>>(cells: &[S]) -> String {
+pub fn csv_line<S: AsRef<str>>(cells: &[S]) -> String {
     let mut line = cells
         .iter()
         .map(|cell| csv_cell(cell.as_ref()))
@@ -271,7 +271,7 @@ fn beancount_entry(spend: &SpendExportJson) -> Option<String> {
 }
 
 /// Exports are for finance and admins.
-fn require_finance(caller: &Caller) -> Result<(), ApiError> {
+pub fn require_finance(caller: &Caller) -> Result<(), ApiError> {
     if caller.reads_everything() {
         Ok(())
     } else {
@@ -298,7 +298,7 @@ pub async fn resolve_as_of(db: &Db, asked: Option<i64>) -> Result<i64, ApiError>
 }
 
 /// The team filter: the team and every team below it.
-async fn team_filter(db: &Db, team_id: Option<&str>) -> Result<Option<Vec<String>>, ApiError> {
+pub async fn team_filter(db: &Db, team_id: Option<&str>) -> Result<Option<Vec<String>>, ApiError> {
     let Some(team_id) = team_id else {
         return Ok(None);
     };
@@ -312,7 +312,8 @@ async fn team_filter(db: &Db, team_id: Option<&str>) -> Result<Option<Vec<String
     Ok(Some(teams))
 }
 
-fn parse_date(text: &str, name: &str) -> Result<NaiveDate, ApiError> {
+/// Reads a `YYYY-MM-DD` query parameter.
+pub fn parse_date(text: &str, name: &str) -> Result<NaiveDate, ApiError> {
     NaiveDate::parse_from_str(text, "%Y-%m-%d")
         .map_err(|_| ApiError::InvalidQuery(format!("{name} must be a date such as 2026-11-25")))
 }
@@ -343,7 +344,7 @@ async fn spend_filter(db: &Db, query: ExportQuery) -> Result<SpendExportFilter, 
 /// Streams pages: `fetch` turns the cursor into a chunk of bytes and the
 /// next cursor (`None` after the last page). One page is in memory at a
 /// time; the next is read only when the client has taken the last.
-fn stream_pages<C, F>(
+pub fn stream_pages<C, F>(
     db: Db,
     header: String,
     start: C,
@@ -383,7 +384,8 @@ where
     })
 }
 
-fn respond(
+/// A 200 streaming `body` as a download, naming its `as_of`.
+pub fn respond(
     content_type: &'static str,
     file_name: &str,
     as_of: i64,

@@ -11,6 +11,7 @@ pub mod me;
 pub mod people;
 pub mod policies;
 pub mod problems;
+pub mod reports;
 pub mod reviews;
 pub mod spends;
 pub mod teams;
@@ -65,6 +66,7 @@ url_map! {
     "/v1/exports/spends.jsonl" => { get: exports::spends_jsonl }
     "/v1/exports/events.jsonl" => { get: exports::events_jsonl }
     "/v1/exports/journal.beancount" => { get: exports::journal_beancount }
+    "/v1/reports/summary" => { get: reports::summary }
 }
 
 /// A resource whose other methods answer 405 problem+json with the `Allow`

@@ -13,6 +13,7 @@ pub mod people;
 pub mod period_totals;
 pub mod policies;
 pub mod problems;
+pub mod reports;
 pub mod review_steps;
 pub mod schema;
 pub mod spends;

@@ -17,4 +17,5 @@ mod exports;
 mod idempotency;
 mod openapi;
 mod organisation;
+mod reports;
 mod spends;

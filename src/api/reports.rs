@@ -1,0 +1,227 @@
+//! `GET /v1/reports/summary`: the delegation report, the number a manager
+//! watches to see whether they are still the bottleneck. JSON pages of
+//! groups, or the whole report as streamed CSV (`format=csv` or
+//! `Accept: text/csv`). Finance and admins.
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::{Deserialize, Serialize};
+
+use super::exports::{csv_line, parse_date, require_finance, stream_pages, team_filter};
+use super::types::{ListJson, MoneyJson, PAGE_SIZE_DEFAULT, page_request, stored_money};
+use crate::app::AppState;
+use crate::db::reports::{self, GroupBy, REPORT_PAGE_SIZE_MAX, ReportFilter, ReportRow};
+use crate::db::{Page, PageRequest};
+use crate::domain::access::Caller;
+use crate::error::ApiError;
+
+/// The CSV columns, in order.
+pub const REPORT_COLUMNS: [&str; 15] = [
+    "group_by",
+    "group_id",
+    "period",
+    "currency",
+    "spend_count",
+    "spent_autonomously",
+    "spent_after_review",
+    "overrun_count",
+    "overrun_amount",
+    "approval_count",
+    "rejection_count",
+    "pending_count",
+    "escalation_count",
+    "decision_seconds_median",
+    "decision_seconds_p90",
+];
+
+/// `GET /v1/reports/summary` query.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SummaryQuery {
+    group_by: String,
+    #[serde(default)]
+    period: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    team_id: Option<String>,
+    format: Option<String>,
+    limit: Option<i64>,
+    after: Option<String>,
+}
+
+/// One group's figures as JSON.
+#[derive(Debug, Serialize)]
+pub struct SummaryJson {
+    group_id: String,
+    period: String,
+    currency: String,
+    spend_count: i64,
+    spent_autonomously: MoneyJson,
+    spent_after_review: MoneyJson,
+    overrun_count: i64,
+    overrun_amount: MoneyJson,
+    approval_count: i64,
+    rejection_count: i64,
+    pending_count: i64,
+    escalation_count: i64,
+    decision_seconds_median: Option<i64>,
+    decision_seconds_p90: Option<i64>,
+}
+
+impl SummaryJson {
+    fn from_row(row: ReportRow) -> Result<Self, ApiError> {
+        Ok(Self {
+            spent_autonomously: stored_money(row.autonomous_minor, &row.currency)?,
+            spent_after_review: stored_money(row.after_review_minor, &row.currency)?,
+            overrun_amount: stored_money(row.overrun_minor, &row.currency)?,
+            group_id: row.group_id,
+            period: row.period,
+            currency: row.currency,
+            spend_count: row.spend_count,
+            overrun_count: row.overrun_count,
+            approval_count: row.approval_count,
+            rejection_count: row.rejection_count,
+            pending_count: row.pending_count,
+            escalation_count: row.escalation_count,
+            decision_seconds_median: row.decision_seconds_median,
+            decision_seconds_p90: row.decision_seconds_p90,
+        })
+    }
+
+    fn cells(&self, group_by: &str) -> Vec<String> {
+        let optional = |value: Option<i64>| value.map(|v| v.to_string()).unwrap_or_default();
+        vec![
+            group_by.to_owned(),
+            self.group_id.clone(),
+            self.period.clone(),
+            self.currency.clone(),
+            self.spend_count.to_string(),
+            self.spent_autonomously.amount.clone(),
+            self.spent_after_review.amount.clone(),
+            self.overrun_count.to_string(),
+            self.overrun_amount.amount.clone(),
+            self.approval_count.to_string(),
+            self.rejection_count.to_string(),
+            self.pending_count.to_string(),
+            self.escalation_count.to_string(),
+            optional(self.decision_seconds_median),
+            optional(self.decision_seconds_p90),
+        ]
+    }
+}
+
+/// The JSON answer.
+#[derive(Debug, Serialize)]
+struct SummaryListJson {
+    group_by: &'static str,
+    period: &'static str,
+    #[serde(flatten)]
+    page: ListJson<SummaryJson>,
+}
+
+fn parse_group_by(text: &str) -> Result<(GroupBy, &'static str), ApiError> {
+    match text {
+        "team" => Ok((GroupBy::Team, "team")),
+        "problem" => Ok((GroupBy::Problem, "problem")),
+        "person" => Ok((GroupBy::Person, "person")),
+        _ => Err(ApiError::InvalidQuery(
+            "group_by must be team, problem or person".to_owned(),
+        )),
+    }
+}
+
+fn wants_csv(query: &SummaryQuery, request: &HttpRequest) -> Result<bool, ApiError> {
+    match query.format.as_deref() {
+        Some("csv") => Ok(true),
+        Some("json") => Ok(false),
+        Some(_) => Err(ApiError::InvalidQuery(
+            "format must be json or csv".to_owned(),
+        )),
+        None => Ok(request
+            .headers()
+            .get(header::ACCEPT)
+            .and_then(|value| value.to_str().ok())
+            .is_some_and(|accept| accept.contains("text/csv"))),
+    }
+}
+
+/// `GET /v1/reports/summary?group_by=team|problem|person&period=month`.
+pub async fn summary(
+    state: web::Data<AppState>,
+    caller: Caller,
+    request: HttpRequest,
+    query: web::Query<SummaryQuery>,
+) -> Result<HttpResponse, ApiError> {
+    require_finance(&caller)?;
+    let query = query.into_inner();
+    let (group_by, group_name) = parse_group_by(&query.group_by)?;
+    if query
+        .period
+        .as_deref()
+        .is_some_and(|period| period != "month")
+    {
+        return Err(ApiError::InvalidQuery("period must be month".to_owned()));
+    }
+    let csv = wants_csv(&query, &request)?;
+    let day_start = |date: chrono::NaiveDate| date.and_time(chrono::NaiveTime::MIN);
+    let filter = ReportFilter {
+        group_by,
+        team_ids: team_filter(&state.db, query.team_id.as_deref()).await?,
+        from: query
+            .from
+            .as_deref()
+            .map(|t| parse_date(t, "from"))
+            .transpose()?
+            .map(day_start),
+        to: query
+            .to
+            .as_deref()
+            .map(|t| parse_date(t, "to"))
+            .transpose()?
+            .map(day_start),
+    };
+    if csv {
+        let header = csv_line(&REPORT_COLUMNS);
+        let body = stream_pages(
+            state.db.clone(),
+            header,
+            None::<String>,
+            move |connection, after| {
+                let (rows, next) = reports::summary_page(
+                    connection,
+                    &filter,
+                    after.as_deref(),
+                    REPORT_PAGE_SIZE_MAX,
+                )?;
+                let mut chunk = String::new();
+                for row in rows {
+                    chunk.push_str(&csv_line(&SummaryJson::from_row(row)?.cells(group_name)));
+                }
+                Ok((chunk, next.map(Some)))
+            },
+        );
+        return Ok(HttpResponse::Ok()
+            .content_type("text/csv; charset=utf-8; header=present")
+            .streaming(body));
+    }
+    let PageRequest { limit, after } = page_request(
+        query.limit.or(Some(PAGE_SIZE_DEFAULT)),
+        query.after.as_deref(),
+    )?;
+    let (rows, next_after) = state
+        .db
+        .read(move |connection| reports::summary_page(connection, &filter, after.as_deref(), limit))
+        .await?;
+    let page = ListJson::from_page(
+        Page {
+            items: rows,
+            next_after,
+        },
+        SummaryJson::from_row,
+    )?;
+    Ok(HttpResponse::Ok().json(SummaryListJson {
+        group_by: group_name,
+        period: "month",
+        page,
+    }))
+}
