@@ -14,6 +14,7 @@ mod concurrency;
 mod delegation;
 mod errors;
 mod exports;
+mod finance;
 mod idempotency;
 mod openapi;
 mod organisation;
