@@ -643,3 +643,72 @@ fn verify_checkpoints(
     report.latest_checkpoint = latest;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event() -> EventRow {
+        EventRow {
+            id: "01936d5e-0000-7000-8000-000000000001".to_owned(),
+            occurred_at: chrono::NaiveDate::from_ymd_opt(2026, 11, 25)
+                .unwrap()
+                .and_hms_micro_opt(10, 30, 0, 123_456)
+                .unwrap(),
+            actor_id: Some("01936d5e-0000-7000-8000-000000000002".to_owned()),
+            kind: "spend.approved".to_owned(),
+            subject_type: "spend".to_owned(),
+            subject_id: "01936d5e-0000-7000-8000-000000000003".to_owned(),
+            team_id: None,
+            problem_id: Some("01936d5e-0000-7000-8000-000000000004".to_owned()),
+            data: r#"{"status":"approved"}"#.to_owned(),
+            sequence: Some(7),
+            chain_key: Some("problem:01936d5e-0000-7000-8000-000000000004".to_owned()),
+            chain_position: Some(1),
+            prev_hash: Some(GENESIS_HASH.to_owned()),
+            hash: None,
+        }
+    }
+
+    /// Pins the canonical encoding: a change here would make every stored
+    /// chain fail verification, so it must be a deliberate new version.
+    #[test]
+    fn the_event_hash_is_pinned() {
+        assert_eq!(
+            event_hash(&event()),
+            "23927645647c75793190b6e16dc294f9e27597e638bcff7a123304e8970a380a"
+        );
+    }
+
+    #[test]
+    fn every_field_and_its_boundaries_count() {
+        let base = event_hash(&event());
+        let mut moved = event();
+        moved.kind = "spend.approve".to_owned();
+        moved.subject_type = "dspend".to_owned();
+        assert_ne!(event_hash(&moved), base, "a byte moved between fields");
+        let mut null_team = event();
+        null_team.team_id = Some(String::new());
+        assert_ne!(event_hash(&null_team), base, "null differs from empty");
+        let mut hashed = event();
+        hashed.hash = Some("anything".to_owned());
+        assert_eq!(event_hash(&hashed), base, "the stored hash is not hashed");
+        for change in [
+            |e: &mut EventRow| e.sequence = Some(8),
+            |e: &mut EventRow| e.chain_position = Some(2),
+            |e: &mut EventRow| e.prev_hash = Some("1".repeat(64)),
+            |e: &mut EventRow| e.data = r#"{"status":"rejected"}"#.to_owned(),
+            |e: &mut EventRow| e.actor_id = None,
+        ] {
+            let mut changed = event();
+            change(&mut changed);
+            assert_ne!(event_hash(&changed), base);
+        }
+    }
+
+    #[test]
+    fn chain_keys_name_the_problem_or_the_organisation() {
+        assert_eq!(chain_key(None), ORGANISATION_CHAIN);
+        assert_eq!(chain_key(Some("p1")), "problem:p1");
+    }
+}

@@ -9,6 +9,9 @@ use serde_json::{Value, json};
 use crate::backend_tests;
 use crate::helpers::{TEST_SECRET, TestApp};
 
+/// Spends logged at once in the concurrency test.
+const CONCURRENT_SPENDS: usize = 30;
+
 /// Whether the test database is PostgreSQL.
 pub fn is_postgres(app: &TestApp) -> bool {
     app.database_url.starts_with("postgres")
@@ -160,6 +163,33 @@ backend_tests! {
         assert_eq!(report.body["broken"]["chain"], format!("problem:{printer}"));
         assert_eq!(report.body["broken"]["position"], 2);
         assert_eq!(report.body["broken"]["field"], "position");
+    }
+
+    async fn concurrent_writers_keep_every_chain_whole(app: TestApp) {
+        app.org().await;
+        let sams = app.open_problem("sam", "Sam's").await;
+        let kims = app.open_problem("kim", "Kim's").await;
+        // Many spends at once on two problems (two chains), while an admin
+        // writes to the organisation chain.
+        let spends = (0..CONCURRENT_SPENDS).map(|index| {
+            let (subject, problem) = if index % 2 == 0 { ("sam", &sams) } else { ("kim", &kims) };
+            app.spend(subject, problem, "15.00")
+        });
+        let names: Vec<Value> = (0..4).map(|index| json!({"name": format!("Team {index}")})).collect();
+        let teams = names.iter().map(|name| app.post("admin", "/v1/teams", name));
+        let (spent, created) = futures_util::future::join(
+            futures_util::future::join_all(spends),
+            futures_util::future::join_all(teams),
+        )
+        .await;
+        assert!(spent.iter().chain(created.iter()).all(|response| response.status == 201));
+        let report = app.get("fin", "/v1/audit/verify").await.body;
+        assert_eq!(report["ok"], true, "{report}");
+        let on_sams = events_of(&app, &format!("&problem_id={sams}")).await;
+        assert_eq!(on_sams.len(), CONCURRENT_SPENDS / 2 + 1);
+        let sequences: std::collections::BTreeSet<i64> =
+            events_of(&app, "").await.iter().map(|event| event["sequence"].as_i64().unwrap()).collect();
+        assert_eq!(sequences.len(), usize::try_from(report["events_checked"].as_u64().unwrap()).unwrap());
     }
 
     async fn the_database_refuses_to_change_events_and_checkpoints(app: TestApp) {
