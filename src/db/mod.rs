@@ -252,8 +252,14 @@ fn migrate(connection: &mut DbConnection) -> Result<(), String> {
 }
 
 /// Tables whose rows are never changed or removed once written: the audit
-/// trail and the policy versions.
-pub const APPEND_ONLY_TABLES: [&str; 2] = ["events", "policies"];
+/// trail, the policy versions, spends' review histories and problems'
+/// limit versions.
+pub const APPEND_ONLY_TABLES: [&str; 4] = [
+    "events",
+    "policies",
+    "spend_review_steps",
+    "problem_limit_changes",
+];
 
 /// Makes the database itself refuse UPDATE and DELETE on the append-only
 /// tables, so not even a hand-typed statement rewrites history. Trigger
