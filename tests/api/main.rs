@@ -8,6 +8,7 @@
 mod helpers;
 
 mod access;
+mod authorization;
 mod cli;
 mod concurrency;
 mod delegation;
