@@ -89,7 +89,16 @@ impl ManageConnection for ConnectionManager {
 
     fn connect(&self) -> Result<DbConnection, Self::Error> {
         match &self.url {
-            DatabaseUrl::Postgres(url) => PgConnection::establish(url).map(DbConnection::Postgres),
+            DatabaseUrl::Postgres(url) => {
+                let mut connection = PgConnection::establish(url)?;
+                // PostgreSQL-only: text renderings of timestamps (the period
+                // backfill in the delegation migration reads `YYYY-MM`) must
+                // not depend on a server's or database's DateStyle.
+                connection
+                    .batch_execute("SET datestyle = 'ISO, YMD'")
+                    .map_err(|error| diesel::ConnectionError::BadConnection(error.to_string()))?;
+                Ok(DbConnection::Postgres(connection))
+            }
             DatabaseUrl::Sqlite(path) => {
                 let mut connection = SqliteConnection::establish(path)?;
                 // SQLite-only pragmas, per connection: WAL lets readers run beside
