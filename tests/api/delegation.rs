@@ -490,4 +490,28 @@ backend_tests! {
         let first = app.get("sam", &format!("/v1/spends/{}", spend["id"].as_str().unwrap())).await.body;
         assert_eq!(first["policy"]["version"], 1);
     }
+
+    async fn two_escalators_racing_move_each_overdue_spend_exactly_once(app: TestApp) {
+        let org = app.org().await;
+        tree(&app, &org).await;
+        let problem = app.open_problem("sam", "Race").await;
+        let mut spends = Vec::new();
+        for _ in 0..6 {
+            spends.push(app.spend("sam", &problem, "500.00").await.id());
+        }
+        // What two server processes do on the same tick, against one database.
+        let at = app.clock.now() + TimeDelta::hours(25);
+        let (first, second) = futures_util::future::join(
+            leeway::workflow::escalate_overdue(&app.db, at),
+            leeway::workflow::escalate_overdue(&app.db, at),
+        )
+        .await;
+        assert_eq!(first.unwrap() + second.unwrap(), spends.len());
+        for spend in &spends {
+            let shown = app.get("admin", &format!("/v1/spends/{spend}")).await.body;
+            assert_eq!(actions(&shown), ["routed", "escalated"], "{shown}");
+        }
+        let events = app.get("fin", "/v1/events?kind=spend.escalated").await;
+        assert_eq!(events.body["items"].as_array().unwrap().len(), spends.len());
+    }
 }
