@@ -194,27 +194,43 @@ pub async fn escalate_overdue(db: &Db, at: NaiveDateTime) -> Result<usize, ApiEr
         .await?;
     let mut moved = 0;
     for spend_id in due {
-        let escalated = db
-            .write(move |connection| {
-                let Some(spend) = escalate(connection, &spend_id, at)? else {
-                    return Ok(false);
-                };
-                let problem = problems::find(connection, &spend.problem_id)?
-                    .ok_or(ApiError::NotFound("problem"))?;
-                let subject = Subject {
-                    subject_type: "spend",
-                    subject_id: &spend.id,
-                    team_id: Some(&problem.team_id),
-                    problem_id: Some(&spend.problem_id),
-                };
-                let json = SpendJson::from_row(spend.clone())?;
-                events::record(connection, None, "spend.escalated", subject, &json)?;
-                Ok(true)
+        // One spend failing (say, a transient conflict) must not hold up
+        // the rest of the batch: it is logged and retried next tick.
+        match db
+            .write({
+                let spend_id = spend_id.clone();
+                move |connection| escalate_with_event(connection, &spend_id, at)
             })
-            .await?;
-        moved += usize::from(escalated);
+            .await
+        {
+            Ok(escalated) => moved += usize::from(escalated),
+            Err(error) => tracing::warn!(%error, %spend_id, "could not escalate a review"),
+        }
     }
     Ok(moved)
+}
+
+/// Escalates one spend with its `spend.escalated` event (no actor: the
+/// server acted). Returns whether it moved.
+fn escalate_with_event(
+    connection: &mut DbConnection,
+    spend_id: &str,
+    at: NaiveDateTime,
+) -> Result<bool, ApiError> {
+    let Some(spend) = escalate(connection, spend_id, at)? else {
+        return Ok(false);
+    };
+    let problem =
+        problems::find(connection, &spend.problem_id)?.ok_or(ApiError::NotFound("problem"))?;
+    let subject = Subject {
+        subject_type: "spend",
+        subject_id: &spend.id,
+        team_id: Some(&problem.team_id),
+        problem_id: Some(&spend.problem_id),
+    };
+    let json = SpendJson::from_row(spend.clone())?;
+    events::record(connection, None, "spend.escalated", subject, &json)?;
+    Ok(true)
 }
 
 /// Runs [`escalate_overdue`] every `interval` for as long as the server runs.

@@ -142,9 +142,12 @@ pub async fn put(
             }
             let latest = policies::latest(connection, &team_id)?;
             let approval_limit_minor = new.approval_limit.map(Money::minor);
-            let authority_changes = latest.as_ref().map_or(approval_limit_minor.is_some(), |latest| {
-                latest.approval_limit_minor != approval_limit_minor
-            });
+            // Compared with the policy in force (possibly inherited), so a
+            // first policy of its own cannot drop a cap set from above.
+            let chain = teams::chain_upwards(connection, &team_id)?;
+            let in_force = policies::effective(connection, &chain)?
+                .and_then(|policy| policy.approval_limit_minor);
+            let authority_changes = in_force != approval_limit_minor;
             if authority_changes && !caller.may_grant_authority(team.parent_id.as_deref()) {
                 return Err(ApiError::Forbidden(
                     "approval authority is granted from above: only an admin or a manager of a parent team can change approval_limit".to_owned(),

@@ -19,6 +19,7 @@ use crate::domain::access::{Caller, ProblemRef, Role};
 use crate::domain::currency::Currency;
 use crate::domain::limit::Totals;
 use crate::domain::money::Money;
+use crate::domain::review::authority_covers;
 use crate::error::ApiError;
 
 /// Where a problem's limit came from.
@@ -497,6 +498,15 @@ pub async fn update(
                 let criteria_changed = success_criteria
                     .as_ref()
                     .is_some_and(|criteria| *criteria != problem.success_criteria);
+                if criteria_changed
+                    && problem.require_acknowledgement
+                    && !caller.manages_team(&problem.team_id)
+                {
+                    return Err(ApiError::Forbidden(
+                        "the owner acknowledges the success criteria; a manager of the team sets them"
+                            .to_owned(),
+                    ));
+                }
                 problem.title = title.unwrap_or(problem.title);
                 problem.success_criteria = success_criteria.unwrap_or(problem.success_criteria);
                 problem.updated_at = at;
@@ -529,21 +539,45 @@ pub fn change_limit(
             "only a manager of the team can change a problem's limit".to_owned(),
         ));
     }
+    if problem.owner_id == caller.person_id {
+        return Err(ApiError::Forbidden(
+            "nobody sets the budget of a problem they own: a manager above does".to_owned(),
+        ));
+    }
     let limit = limit
         .require_currency(stored_currency(&problem.currency)?)
         .map_err(|error| ApiError::money("limit", &error))?;
+    let raise_minor = limit.minor().saturating_sub(problem.limit_minor);
+    if !authority_covers(
+        limit_authority(connection, caller, &problem.team_id)?,
+        raise_minor,
+    ) {
+        return Err(ApiError::Forbidden(
+            "raising this limit by more than your approval_limit needs a manager above".to_owned(),
+        ));
+    }
     let chain = teams::chain_upwards(connection, &problem.team_id)?;
-    let policy = policies::effective(connection, &chain)?
-        .filter(|policy| policy.currency == problem.currency);
+    // A policy in another currency cannot judge this problem's spends: the
+    // pin it had stays.
+    let pinned = match policies::effective(connection, &chain)? {
+        Some(policy) if policy.currency == problem.currency => Some((
+            policy.team_id,
+            policy.version,
+            policy.require_acknowledgement,
+        )),
+        _ => problem
+            .policy_team_id
+            .clone()
+            .zip(problem.policy_version)
+            .map(|(team_id, version)| (team_id, version, problem.require_acknowledgement)),
+    };
     let new = NewLimit {
         limit_minor: limit.minor(),
         from_version: problem.limit_version,
-        policy: policy
+        policy: pinned
             .as_ref()
-            .map(|policy| (policy.team_id.clone(), policy.version)),
-        require_acknowledgement: policy
-            .as_ref()
-            .is_some_and(|policy| policy.require_acknowledgement),
+            .map(|(team_id, version, _)| (team_id.clone(), *version)),
+        require_acknowledgement: pinned.as_ref().is_some_and(|(_, _, required)| *required),
         at,
     };
     if !problems::set_limit(connection, &problem.id, &new)? {
@@ -575,6 +609,26 @@ pub fn change_limit(
     let problem = problems::find(connection, &problem.id)?.ok_or(ApiError::NotFound("problem"))?;
     let json = LimitChangeJson::from_row(change, &problem.currency)?;
     record_with(connection, caller, "problem.limit_changed", &problem, &json)
+}
+
+/// How far the caller may raise a limit on its own: the `approval_limit`
+/// of the policy in force for the nearest team on the problem's chain that
+/// the caller manages (`None`: no cap). Raising a budget approves spending
+/// in advance, so it takes the same authority as approving an overrun.
+fn limit_authority(
+    connection: &mut DbConnection,
+    caller: &Caller,
+    team_id: &str,
+) -> Result<Option<i64>, ApiError> {
+    let chain = teams::chain_with_managers(connection, team_id)?;
+    let Some(managed) = chain
+        .iter()
+        .find(|node| node.manager_id.as_deref() == Some(caller.person_id.as_str()))
+    else {
+        return Ok(Some(0));
+    };
+    let above = teams::chain_upwards(connection, &managed.team_id)?;
+    Ok(policies::effective(connection, &above)?.and_then(|policy| policy.approval_limit_minor))
 }
 
 /// A limit version as JSON.

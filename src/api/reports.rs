@@ -38,7 +38,9 @@ pub const REPORT_COLUMNS: [&str; 15] = [
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SummaryQuery {
-    group_by: String,
+    /// `team` when absent.
+    #[serde(default)]
+    group_by: Option<String>,
     #[serde(default)]
     period: Option<String>,
     from: Option<String>,
@@ -154,7 +156,7 @@ pub async fn summary(
 ) -> Result<HttpResponse, ApiError> {
     require_finance(&caller)?;
     let query = query.into_inner();
-    let (group_by, group_name) = parse_group_by(&query.group_by)?;
+    let (group_by, group_name) = parse_group_by(query.group_by.as_deref().unwrap_or("team"))?;
     if query
         .period
         .as_deref()

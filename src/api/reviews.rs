@@ -183,11 +183,8 @@ fn apply(
             "rejected",
         );
     }
-    if let Some(limit) = review.new_limit {
-        let reason = review.note.as_deref().unwrap_or_default();
-        change_limit(connection, caller, &problem, limit, reason, at)?;
-    }
-    let problem = problems::find(connection, &problem.id)?.ok_or(ApiError::NotFound("problem"))?;
+    // Authority is measured against the budget as it stands: raising the
+    // limit in the same breath cannot shrink the overrun being approved.
     let mut others = totals(&problem);
     others.pending_review_minor -= spend.amount_minor;
     let overrun_minor = approved_minor - others.remaining_minor().max(0);
@@ -212,7 +209,13 @@ fn apply(
         note: review.note.as_deref(),
         approved_amount_minor: Some(approved_minor),
     };
+    // The spend's guard first, then the problem's row: the order every
+    // writer of both takes (voids too), so two of them never deadlock.
     settle(connection, &spend, &decision)?;
+    if let Some(limit) = review.new_limit {
+        let reason = review.note.as_deref().unwrap_or_default();
+        change_limit(connection, caller, &problem, limit, reason, at)?;
+    }
     problems::settle_pending(connection, &problem.id, spend.amount_minor, approved_minor)?;
     finish(
         connection,
@@ -296,6 +299,8 @@ fn approval_authority(
 /// An approval beyond the reviewer's authority: recorded as an endorsement,
 /// and the spend moves to the next manager up (from the current reviewer's
 /// level; a reviewer deciding after SLA escalation leaves it where it is).
+/// A `new_limit` sent with it is not applied: that too is for whoever has
+/// the authority.
 #[expect(
     clippy::too_many_arguments,
     reason = "one decision's whole context; grouping it would only rename it"

@@ -19,7 +19,7 @@ use crate::db::events::{self, Subject};
 use crate::db::period_totals::{self, PeriodKey};
 use crate::db::review_steps::{self, ReviewStepRow};
 use crate::db::spends::{self, SpendFilter, SpendRow};
-use crate::db::{DbConnection, delegations, new_id, problems, rfc3339};
+use crate::db::{DbConnection, delegations, new_id, problems, rfc3339, teams};
 use crate::domain::access::Caller;
 use crate::domain::money::Money;
 use crate::domain::review::{
@@ -295,8 +295,7 @@ fn log(
         allowance_minor: policy
             .as_ref()
             .and_then(|policy| policy.period_allowance_minor),
-        acknowledged: !problem.require_acknowledgement
-            || problem.acknowledged_version == Some(problem.criteria_version),
+        acknowledged: is_acknowledged(&problem),
     };
     let judgement = apply_limit_rule(connection, &rule)?;
     let mut spend = new_row(&problem, &caller.person_id, new, amount.minor(), at);
@@ -346,6 +345,13 @@ fn log(
         &spend,
         &problem.team_id,
     )
+}
+
+/// Whether the owner has acknowledged the problem's current success
+/// criteria, or its pinned policy does not ask for it.
+fn is_acknowledged(problem: &problems::ProblemRow) -> bool {
+    !problem.require_acknowledgement
+        || problem.acknowledged_version == Some(problem.criteria_version)
 }
 
 /// A spend as logged, approved on the spot until the limit rule says otherwise.
@@ -447,7 +453,9 @@ fn apply_limit_rule(
     let mut before = totals(&problem);
     before.pending_review_minor -= amount_minor;
     let fits_problem = before.fits(amount_minor);
-    if rule.acknowledged
+    // Read from the locked row: a criteria change committed meanwhile counts.
+    let acknowledged = is_acknowledged(&problem);
+    if acknowledged
         && fits_problem
         && period_totals::try_consume(connection, rule.period, amount_minor, rule.allowance_minor)?
     {
@@ -465,7 +473,7 @@ fn apply_limit_rule(
     if allowance_overrun.is_some() {
         reasons.push(FlagReason::OverPeriodAllowance);
     }
-    if !rule.acknowledged {
+    if !acknowledged {
         reasons.push(FlagReason::NotAcknowledged);
     }
     if reasons.is_empty() {
@@ -570,10 +578,11 @@ pub struct ReviewPosition {
     pub as_admin: bool,
 }
 
-/// Whether the caller may decide this pending spend, and as whom: its
-/// reviewer, the reviewer before escalation, an admin when it is routed to
-/// the admins, or a delegate of either reviewer inside the delegation's
-/// window. `None` when none of these.
+/// Whether the caller may decide this pending spend, and as whom: the
+/// manager of the team it is routed to, the manager of the team it was
+/// routed to before SLA escalation, an admin when it is routed to the
+/// admins, or a delegate of either manager inside the delegation's window.
+/// `None` when none of these.
 pub fn review_position(
     connection: &mut DbConnection,
     caller: &Caller,
@@ -583,18 +592,6 @@ pub fn review_position(
     if spend.status != "pending_review" {
         return Ok(None);
     }
-    let me = Some(caller.person_id.as_str());
-    let position = |current: bool, on_behalf_of: Option<&String>| ReviewPosition {
-        current,
-        on_behalf_of: on_behalf_of.cloned(),
-        as_admin: false,
-    };
-    if spend.reviewer_id.as_deref() == me {
-        return Ok(Some(position(true, None)));
-    }
-    if spend.original_reviewer_id.as_deref() == me {
-        return Ok(Some(position(false, None)));
-    }
     if spend.reviewer_id.is_none() && caller.administers() {
         return Ok(Some(ReviewPosition {
             current: true,
@@ -602,23 +599,38 @@ pub fn review_position(
             as_admin: true,
         }));
     }
-    if spend.reviewer_id.is_none() && spend.original_reviewer_id.is_none() {
-        return Ok(None);
-    }
-    let delegators = delegations::active_delegators(connection, &caller.person_id, at)?;
-    if let Some(reviewer) = spend
-        .reviewer_id
-        .as_ref()
-        .filter(|id| delegators.contains(id))
-    {
-        return Ok(Some(position(true, Some(reviewer))));
-    }
-    if let Some(original) = spend
-        .original_reviewer_id
-        .as_ref()
-        .filter(|id| delegators.contains(id))
-    {
-        return Ok(Some(position(false, Some(original))));
+    let me = caller.person_id.as_str();
+    let seats = [
+        (true, &spend.review_team_id),
+        (false, &spend.original_review_team_id),
+    ];
+    let mut delegators: Option<Vec<String>> = None;
+    for (current, team) in seats {
+        let Some(team) = team else {
+            continue;
+        };
+        // The seat belongs to whoever manages the team now: after a change
+        // of manager the new one decides, the former one no longer does.
+        let Some(reviewer) = teams::find(connection, team)?.and_then(|row| row.manager_id) else {
+            continue;
+        };
+        let on_behalf_of = if reviewer == me {
+            None
+        } else {
+            let delegators = match &mut delegators {
+                Some(loaded) => loaded,
+                empty => empty.insert(delegations::active_delegators(connection, me, at)?),
+            };
+            if !delegators.contains(&reviewer) {
+                continue;
+            }
+            Some(reviewer)
+        };
+        return Ok(Some(ReviewPosition {
+            current,
+            on_behalf_of,
+            as_admin: false,
+        }));
     }
     Ok(None)
 }

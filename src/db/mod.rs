@@ -92,7 +92,16 @@ impl ManageConnection for ConnectionManager {
 
     fn connect(&self) -> Result<DbConnection, Self::Error> {
         match &self.url {
-            DatabaseUrl::Postgres(url) => PgConnection::establish(url).map(DbConnection::Postgres),
+            DatabaseUrl::Postgres(url) => {
+                let mut connection = PgConnection::establish(url)?;
+                // PostgreSQL-only: text renderings of timestamps (the period
+                // backfill in the delegation migration reads `YYYY-MM`) must
+                // not depend on a server's or database's DateStyle.
+                connection
+                    .batch_execute("SET datestyle = 'ISO, YMD'")
+                    .map_err(|error| diesel::ConnectionError::BadConnection(error.to_string()))?;
+                Ok(DbConnection::Postgres(connection))
+            }
             DatabaseUrl::Sqlite(path) => {
                 let mut connection = SqliteConnection::establish(path)?;
                 // SQLite-only pragmas, per connection: WAL lets readers run beside
@@ -264,8 +273,15 @@ fn migrate(connection: &mut DbConnection) -> Result<(), String> {
 }
 
 /// Tables whose rows are never changed or removed once written: the audit
-/// trail, the policy versions and the sealed audit checkpoints.
-pub const APPEND_ONLY_TABLES: [&str; 3] = ["events", "policies", "audit_checkpoints"];
+/// trail, the policy versions, spends' review histories, problems' limit
+/// versions and the sealed audit checkpoints.
+pub const APPEND_ONLY_TABLES: [&str; 5] = [
+    "events",
+    "policies",
+    "spend_review_steps",
+    "problem_limit_changes",
+    "audit_checkpoints",
+];
 
 /// Makes the database itself refuse UPDATE and DELETE on the append-only
 /// tables, so not even a hand-typed statement rewrites history. Trigger

@@ -82,7 +82,7 @@ pub fn release(
     key: PeriodKey<'_>,
     amount_minor: i64,
 ) -> Result<(), ApiError> {
-    diesel::update(
+    let changed = diesel::update(
         period_totals::table
             .filter(period_totals::person_id.eq(key.person_id))
             .filter(period_totals::period.eq(key.period))
@@ -91,5 +91,15 @@ pub fn release(
     )
     .set(period_totals::autonomous_minor.eq(period_totals::autonomous_minor - amount_minor))
     .execute(connection)?;
+    if changed != 1 {
+        // The total never held this spend: the ledger and the running total
+        // disagree. The void itself stands; the drift must be looked into.
+        tracing::error!(
+            person_id = key.person_id,
+            period = key.period,
+            amount_minor,
+            "a voided spend was not in its period total"
+        );
+    }
     Ok(())
 }

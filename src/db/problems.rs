@@ -31,9 +31,11 @@ pub struct ProblemRow {
     pub approved_minor: i64,
     /// Sum of spends awaiting review.
     pub pending_review_minor: i64,
-    /// Team whose policy the limit was pinned from.
+    /// Team of the policy version that judges spends on it: the one in force
+    /// when it was opened or its limit last changed (even when a manager set
+    /// the limit explicitly); null when no policy was in force.
     pub policy_team_id: Option<String>,
-    /// That policy's version; null when a manager set the limit.
+    /// That policy's version.
     pub policy_version: Option<i32>,
     /// Who opened it.
     pub opened_by: String,
@@ -242,8 +244,10 @@ pub fn close(
 }
 
 /// The limit check and the write in one statement (DESIGN.md §6):
-/// `approved += amount` only if the problem is open and
-/// `approved + pending_review + amount <= limit`. Returns whether it applied.
+/// `approved += amount` only if the problem is open,
+/// `approved + pending_review + amount <= limit`, and the owner has
+/// acknowledged the current success criteria where that is required.
+/// Returns whether it applied.
 /// PostgreSQL re-evaluates the condition on the newest row version when a
 /// concurrent writer commits first; SQLite runs one writer at a time.
 pub fn try_approve_within_limit(
@@ -258,6 +262,11 @@ pub fn try_approve_within_limit(
             .filter(
                 (problems::approved_minor + problems::pending_review_minor + amount_minor)
                     .le(problems::limit_minor),
+            )
+            .filter(
+                problems::require_acknowledgement
+                    .eq(false)
+                    .or(problems::acknowledged_version.eq(problems::criteria_version.nullable())),
             ),
     )
     .set(problems::approved_minor.eq(problems::approved_minor + amount_minor))

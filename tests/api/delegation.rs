@@ -202,6 +202,32 @@ backend_tests! {
         let totals = app.get("sam", &format!("/v1/problems/{problem}")).await.body;
         assert_eq!(totals["approved"], usd("530.00"));
         assert_eq!(totals["pending_review"], usd("0.00"));
+
+        // Raising the limit cannot launder an overrun past the authority: measured against the limit as it was.
+        let laundered = app.spend("sam", &problem, "200.00").await.id();
+        let attempt = review(&app, "mia", &laundered, json!({"decision": "approve", "new_limit": usd("1000.00"), "note": "Raise it"})).await;
+        assert_eq!(attempt.body["status"], "pending_review", "{}", attempt.body);
+        assert_eq!(attempt.body["reviewer_id"], tree.ceo);
+        assert_eq!(app.get("sam", &format!("/v1/problems/{problem}")).await.body["limit"], usd("400.00"));
+        // Raising a budget takes the same authority; nobody sets the budget of their own problem.
+        let path = format!("/v1/problems/{problem}");
+        app.patch("mia", &path, &json!({"limit": usd("450.00"), "limit_reason": "Below what is approved"})).await.assert_problem(422, "validation_failed");
+        app.patch("mia", &path, &json!({"limit": usd("600.00"), "limit_reason": "More"})).await.assert_problem(403, "forbidden");
+        assert_eq!(app.patch("ceo", &path, &json!({"limit": usd("600.00"), "limit_reason": "More"})).await.status, 200);
+        let mias = app.post("mia", "/v1/problems", &json!({"title": "Mia's", "success_criteria": "Done"})).await.id();
+        app.patch("mia", &format!("/v1/problems/{mias}"), &json!({"limit": usd("420.00"), "limit_reason": "Mine"})).await.assert_problem(403, "forbidden");
+        // A sub-team cannot shed the cap it inherits.
+        let east = json!({"per_problem_limit": usd("400.00"), "review_sla_hours": 24});
+        app.put("ed", &format!("/v1/teams/{}/policy", org.ops_east), &east).await.assert_problem(403, "forbidden");
+        // After a change of manager the new manager decides what was routed to the team; the former one cannot.
+        let stale = app.spend("sam", &problem, "700.00").await;
+        assert_eq!(stale.body["reviewer_id"], org.mia, "{}", stale.body);
+        let ops = format!("/v1/teams/{}", org.ops);
+        assert_eq!(app.patch("admin", &ops, &json!({"manager_id": tree.ed})).await.status, 200);
+        review(&app, "mia", &stale.id(), json!({"decision": "reject", "note": "No"})).await.assert_problem(404, "not_found");
+        assert_eq!(queued(&app, "ed", &stale.id()).await.unwrap()["can_decide"], true);
+        let by_new_manager = review(&app, "ed", &stale.id(), json!({"decision": "reject", "note": "Not now"})).await;
+        assert_eq!(by_new_manager.body["status"], "rejected", "{}", by_new_manager.body);
     }
 
     async fn a_reviewer_can_approve_part_of_a_spend_and_the_rest_is_rejected(app: TestApp) {
@@ -318,7 +344,10 @@ backend_tests! {
         assert!(acknowledged.body["acknowledged_at"].is_string());
         assert_eq!(app.spend("sam", &problem, "10.00").await.body["status"], "approved");
         // New criteria need a new acknowledgement.
-        let changed = app.patch("sam", &format!("/v1/problems/{problem}"), &json!({"success_criteria": "Every desk and the lobby online"})).await.body;
+        // Where acknowledgement is required, the owner cannot rewrite what they acknowledge.
+        let criteria = json!({"success_criteria": "Every desk and the lobby online"});
+        app.patch("sam", &format!("/v1/problems/{problem}"), &criteria).await.assert_problem(403, "forbidden");
+        let changed = app.patch("mia", &format!("/v1/problems/{problem}"), &criteria).await.body;
         assert_eq!(changed["criteria_version"], 2);
         assert_eq!(changed["acknowledged_at"], json!(null));
         assert_eq!(app.spend("sam", &problem, "10.00").await.body["flag_reasons"], json!(["not_acknowledged"]));
@@ -460,5 +489,29 @@ backend_tests! {
         // The first spend still names the version that judged it.
         let first = app.get("sam", &format!("/v1/spends/{}", spend["id"].as_str().unwrap())).await.body;
         assert_eq!(first["policy"]["version"], 1);
+    }
+
+    async fn two_escalators_racing_move_each_overdue_spend_exactly_once(app: TestApp) {
+        let org = app.org().await;
+        tree(&app, &org).await;
+        let problem = app.open_problem("sam", "Race").await;
+        let mut spends = Vec::new();
+        for _ in 0..6 {
+            spends.push(app.spend("sam", &problem, "500.00").await.id());
+        }
+        // What two server processes do on the same tick, against one database.
+        let at = app.clock.now() + TimeDelta::hours(25);
+        let (first, second) = futures_util::future::join(
+            leeway::workflow::escalate_overdue(&app.db, at),
+            leeway::workflow::escalate_overdue(&app.db, at),
+        )
+        .await;
+        assert_eq!(first.unwrap() + second.unwrap(), spends.len());
+        for spend in &spends {
+            let shown = app.get("admin", &format!("/v1/spends/{spend}")).await.body;
+            assert_eq!(actions(&shown), ["routed", "escalated"], "{shown}");
+        }
+        let events = app.get("fin", "/v1/events?kind=spend.escalated").await;
+        assert_eq!(events.body["items"].as_array().unwrap().len(), spends.len());
     }
 }

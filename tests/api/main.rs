@@ -9,6 +9,7 @@ mod helpers;
 
 mod access;
 mod audit;
+mod authorization;
 mod cli;
 mod concurrency;
 mod delegation;
