@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::auth::PublicKey;
 use crate::db::DatabaseUrl;
 
 /// Shortest HS256 secret accepted, in bytes: RFC 7518 §3.2 asks for a key at
@@ -18,8 +19,15 @@ pub const JWT_SECRET_FILE_NAME: &str = "jwt-secret";
 pub const SQLITE_FILE_NAME: &str = "leeway.db";
 /// Default lifetime of a token printed by `leeway token`.
 pub const TOKEN_TTL_SECS_DEFAULT: u64 = 3_600;
-/// Clock skew tolerated when checking `exp`.
-pub const JWT_LEEWAY_SECS: u64 = 30;
+/// Clock skew tolerated when checking `exp`, `nbf` and `iat`, by default.
+pub const JWT_LEEWAY_SECS_DEFAULT: u64 = 30;
+/// Largest clock skew an operator may configure: more would make `exp` moot.
+pub const JWT_LEEWAY_SECS_MAX: u64 = 300;
+/// Longest token lifetime accepted by default (`exp - iat`, or `exp - now`
+/// without `iat`): a stolen token is useful for a day at most.
+pub const JWT_LIFETIME_MAX_SECS_DEFAULT: u64 = 86_400;
+/// Address served when none is configured.
+pub const BIND_DEFAULT: &str = "127.0.0.1:8080";
 
 /// The command line.
 #[derive(Debug, Parser)]
@@ -44,7 +52,7 @@ pub struct Settings {
     #[arg(
         long,
         env = "LEEWAY_BIND",
-        default_value = "127.0.0.1:8080",
+        default_value = BIND_DEFAULT,
         global = true
     )]
     pub bind: String,
@@ -75,6 +83,32 @@ pub struct Settings {
     /// Required `aud` claim, when set.
     #[arg(long, env = "LEEWAY_JWT_AUDIENCE", global = true)]
     pub jwt_audience: Option<String>,
+    /// PEM file holding one RSA or P-256 public key of an identity
+    /// provider: tokens signed with it (RS256 or ES256) are accepted.
+    #[arg(long, env = "LEEWAY_JWT_PUBLIC_KEY_FILE", global = true)]
+    pub jwt_public_key_file: Option<PathBuf>,
+    /// JWKS file of an identity provider: RS256 and ES256 tokens are
+    /// verified with the key named by their `kid`.
+    #[arg(long, env = "LEEWAY_JWT_JWKS_FILE", global = true)]
+    pub jwt_jwks_file: Option<PathBuf>,
+    /// Clock skew tolerated on `exp`, `nbf` and `iat`, in seconds.
+    #[arg(
+        long,
+        env = "LEEWAY_JWT_LEEWAY_SECS",
+        default_value_t = JWT_LEEWAY_SECS_DEFAULT,
+        value_parser = clap::value_parser!(u64).range(0..=JWT_LEEWAY_SECS_MAX),
+        global = true
+    )]
+    pub jwt_leeway_secs: u64,
+    /// Longest token lifetime accepted, in seconds.
+    #[arg(
+        long,
+        env = "LEEWAY_JWT_LIFETIME_MAX_SECS",
+        default_value_t = JWT_LIFETIME_MAX_SECS_DEFAULT,
+        value_parser = clap::value_parser!(u64).range(1..),
+        global = true
+    )]
+    pub jwt_lifetime_max_secs: u64,
     /// HTTP worker threads (default: one per core).
     #[arg(long, env = "LEEWAY_WORKERS", global = true)]
     pub workers: Option<usize>,
@@ -113,12 +147,33 @@ pub enum Command {
 /// Token verification settings.
 #[derive(Clone)]
 pub struct JwtConfig {
-    /// The HS256 secret.
+    /// The HS256 secret: signs `leeway token` tokens and verifies HS256 ones.
     pub secret: Vec<u8>,
     /// Required issuer.
     pub issuer: Option<String>,
     /// Required audience.
     pub audience: Option<String>,
+    /// Identity-provider keys for RS256 and ES256 tokens; empty when none.
+    pub public_keys: Vec<PublicKey>,
+    /// Clock skew tolerated on `exp`, `nbf` and `iat`, in seconds.
+    pub leeway_secs: u64,
+    /// Longest token lifetime accepted, in seconds.
+    pub lifetime_max_secs: u64,
+}
+
+impl JwtConfig {
+    /// HS256 with `secret` only, no issuer or audience, default leeway and lifetime.
+    #[must_use]
+    pub fn from_secret(secret: Vec<u8>) -> Self {
+        Self {
+            secret,
+            issuer: None,
+            audience: None,
+            public_keys: Vec::new(),
+            leeway_secs: JWT_LEEWAY_SECS_DEFAULT,
+            lifetime_max_secs: JWT_LIFETIME_MAX_SECS_DEFAULT,
+        }
+    }
 }
 
 /// Configuration resolved from settings: what every command runs with.
@@ -135,6 +190,18 @@ pub struct Config {
 }
 
 impl Config {
+    /// The configuration of a server on `database` verifying tokens with
+    /// `jwt`, every other setting at its default.
+    #[must_use]
+    pub fn new(database: DatabaseUrl, jwt: JwtConfig) -> Self {
+        Self {
+            bind: BIND_DEFAULT.to_owned(),
+            database,
+            jwt,
+            workers: None,
+        }
+    }
+
     /// Resolves settings: picks the database, and reads or creates the signing secret.
     pub fn resolve(settings: &Settings) -> Result<Self, String> {
         let database = match &settings.database_url {
@@ -156,6 +223,13 @@ impl Config {
                 "LEEWAY_JWT_SECRET must be at least {JWT_SECRET_LENGTH_MIN} bytes"
             ));
         }
+        let mut public_keys = Vec::new();
+        if let Some(path) = &settings.jwt_public_key_file {
+            public_keys.push(PublicKey::from_pem_file(path)?);
+        }
+        if let Some(path) = &settings.jwt_jwks_file {
+            public_keys.extend(PublicKey::from_jwks_file(path)?);
+        }
         Ok(Self {
             bind: settings.bind.clone(),
             database,
@@ -163,6 +237,9 @@ impl Config {
                 secret,
                 issuer: settings.jwt_issuer.clone(),
                 audience: settings.jwt_audience.clone(),
+                public_keys,
+                leeway_secs: settings.jwt_leeway_secs,
+                lifetime_max_secs: settings.jwt_lifetime_max_secs,
             },
             workers: settings.workers,
         })

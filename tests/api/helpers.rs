@@ -88,6 +88,12 @@ impl TestApp {
     /// Starts a server on a fresh database, or `None` for PostgreSQL when no
     /// server is configured outside CI.
     pub fn spawn(backend: Backend) -> Option<Self> {
+        Self::spawn_with(backend, |_| {})
+    }
+
+    /// Like [`TestApp::spawn`], with the server's configuration adjusted by
+    /// `configure` first (tiny limits, identity-provider keys, ...).
+    pub fn spawn_with(backend: Backend, configure: impl FnOnce(&mut Config)) -> Option<Self> {
         let dir = tempfile::tempdir().unwrap();
         let (database_url, postgres_database) = match backend {
             Backend::Sqlite => (
@@ -111,16 +117,12 @@ impl TestApp {
                 (with_database(&admin_url, &name), Some((admin_url, name)))
             }
         };
-        let config = Config {
-            bind: "127.0.0.1:0".to_owned(),
-            database: DatabaseUrl::parse(&database_url).unwrap(),
-            jwt: JwtConfig {
-                secret: TEST_SECRET.as_bytes().to_vec(),
-                issuer: None,
-                audience: None,
-            },
-            workers: Some(2),
-        };
+        let mut config = Config::new(
+            DatabaseUrl::parse(&database_url).unwrap(),
+            JwtConfig::from_secret(TEST_SECRET.as_bytes().to_vec()),
+        );
+        config.workers = Some(2);
+        configure(&mut config);
         let state = AppState::new(&config).unwrap();
         state.db.migrate().unwrap();
         state

@@ -15,3 +15,4 @@ mod idempotency;
 mod openapi;
 mod organisation;
 mod spends;
+mod tokens;
