@@ -1,6 +1,7 @@
 //! Builds the actix application: shared state, extractor configurations
-//! that turn every input failure into problem+json, the request-id and
-//! security-header middleware, and the routes from `api::routes`.
+//! that turn every input failure into problem+json, the request-id,
+//! security-header and body-guard middleware, connection limits, and the
+//! routes from `api::routes`.
 
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
@@ -8,14 +9,15 @@ use std::time::{Duration, Instant};
 use actix_web::dev::{Server, Service};
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
 use actix_web::http::header::{self, HeaderName, HeaderValue};
-use actix_web::middleware::DefaultHeaders;
+use actix_web::middleware::{DefaultHeaders, from_fn};
 use actix_web::{App, HttpRequest, HttpServer, web};
 
 use crate::api::{self, types::BODY_SIZE_MAX};
 use crate::auth::Tokens;
-use crate::config::Config;
+use crate::config::{Config, Limits};
 use crate::db::{Db, new_id};
 use crate::error::{ApiError, FieldError, REQUEST_ID};
+use crate::rate_limit::RateLimiter;
 
 /// How long in-flight requests may run after SIGTERM before the server exits.
 pub const SHUTDOWN_TIMEOUT_SECS: u64 = 30;
@@ -56,14 +58,20 @@ pub struct AppState {
     pub db: Db,
     /// Token signer and verifier.
     pub tokens: Tokens,
+    /// Limits on what clients may consume.
+    pub limits: Limits,
+    /// Each caller's request allowance, in this process.
+    pub rate_limiter: RateLimiter,
 }
 
 impl AppState {
     /// Builds the state from configuration; opens no connection yet.
     pub fn new(config: &Config) -> Result<Self, String> {
         Ok(Self {
-            db: Db::new(&config.database)?,
+            db: Db::with_pool(&config.database, config.limits.pool)?,
             tokens: Tokens::new(&config.jwt),
+            limits: config.limits.clone(),
+            rate_limiter: RateLimiter::new(config.limits.rate_limit),
         })
     }
 }
@@ -76,6 +84,7 @@ pub fn serve(
     workers: Option<usize>,
 ) -> std::io::Result<Server> {
     spawn_idempotency_purge(state.db.clone());
+    let connections_per_worker_max = state.limits.connections_per_worker_max;
     let state = web::Data::new(state);
     let mut server = HttpServer::new(move || {
         App::new()
@@ -89,6 +98,7 @@ pub fn serve(
             .app_data(web::PathConfig::default().error_handler(path_error))
             .configure(api::routes)
             .default_service(web::to(api::route_not_found))
+            .wrap(from_fn(crate::body::guard))
             .wrap(
                 DefaultHeaders::new()
                     .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
@@ -115,6 +125,7 @@ pub fn serve(
             })
     })
     .client_request_timeout(CLIENT_REQUEST_TIMEOUT)
+    .max_connections(connections_per_worker_max)
     .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
     .listen(listener)?;
     if let Some(workers) = workers {

@@ -5,7 +5,7 @@
 use std::future::Future;
 use std::path::Path;
 use std::pin::Pin;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use actix_web::{FromRequest, HttpRequest, dev::Payload, http::header, web};
 use jsonwebtoken::jwk::{
@@ -345,6 +345,12 @@ fn describe(error: &jsonwebtoken::errors::Error) -> &'static str {
     }
 }
 
+/// A wait in whole seconds, rounded up and at least one, for `Retry-After`.
+fn whole_seconds(wait: Duration) -> u64 {
+    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    seconds.max(1)
+}
+
 /// Reads the bearer token from a request.
 fn bearer_token(request: &HttpRequest) -> Result<String, ApiError> {
     let missing = || ApiError::Unauthenticated("send Authorization: Bearer <token>".to_owned());
@@ -408,6 +414,12 @@ impl FromRequest for Caller {
             let state =
                 state.ok_or_else(|| ApiError::Internal("application state missing".to_owned()))?;
             let subject = state.tokens.verify(&token?)?;
+            // Checked before the database is touched, so a caller over their
+            // allowance costs no pooled connection.
+            state
+                .rate_limiter
+                .check(&subject)
+                .map_err(|wait| ApiError::RateLimited(whole_seconds(wait)))?;
             state
                 .db
                 .read(move |connection| load_caller(connection, &subject))

@@ -4,11 +4,14 @@
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
 use crate::auth::PublicKey;
-use crate::db::DatabaseUrl;
+use crate::body::BODY_READ_TIMEOUT_DEFAULT;
+use crate::db::{DatabaseUrl, POOL_CHECKOUT_TIMEOUT, POOL_SIZE_MAX, PoolSettings};
+use crate::rate_limit::{RATE_LIMIT_BURST_DEFAULT, RATE_LIMIT_PER_SECOND_DEFAULT, RateLimit};
 
 /// Shortest HS256 secret accepted, in bytes: RFC 7518 §3.2 asks for a key at
 /// least as long as the hash output (256 bits).
@@ -28,6 +31,18 @@ pub const JWT_LEEWAY_SECS_MAX: u64 = 300;
 pub const JWT_LIFETIME_MAX_SECS_DEFAULT: u64 = 86_400;
 /// Address served when none is configured.
 pub const BIND_DEFAULT: &str = "127.0.0.1:8080";
+/// Open connections each HTTP worker serves at once, by default; past it the
+/// worker stops accepting until one closes (new ones wait in the backlog).
+pub const CONNECTIONS_PER_WORKER_MAX_DEFAULT: u64 = 1_024;
+/// Smallest connection limit accepted: actix-server 2 resumes accepting only
+/// once the count drops two below the limit (actix/actix-web#2703), so a
+/// limit of 1 would stop a worker accepting for good.
+pub const CONNECTIONS_PER_WORKER_MAX_MIN: u64 = 2;
+/// Longest body read time an operator may configure, in milliseconds.
+pub const BODY_READ_TIMEOUT_MS_MAX: u64 = 120_000;
+/// Longest pool checkout timeout an operator may configure, in milliseconds:
+/// past a minute the client has long given up.
+pub const POOL_CHECKOUT_TIMEOUT_MS_MAX: u64 = 60_000;
 
 /// The command line.
 #[derive(Debug, Parser)]
@@ -112,6 +127,72 @@ pub struct Settings {
     /// HTTP worker threads (default: one per core).
     #[arg(long, env = "LEEWAY_WORKERS", global = true)]
     pub workers: Option<usize>,
+    /// Limits on what clients may consume.
+    #[command(flatten)]
+    pub limits: LimitSettings,
+}
+
+/// Limits on what clients may consume, as flags and variables.
+#[derive(Debug, Clone, Args)]
+pub struct LimitSettings {
+    /// Time a client may take to send a request body, in milliseconds.
+    #[arg(
+        long,
+        env = "LEEWAY_BODY_READ_TIMEOUT_MS",
+        default_value_t = duration_ms(BODY_READ_TIMEOUT_DEFAULT),
+        value_parser = clap::value_parser!(u64).range(1..=BODY_READ_TIMEOUT_MS_MAX),
+        global = true
+    )]
+    pub body_read_timeout_ms: u64,
+    /// Open connections served at once per HTTP worker (at least 2).
+    #[arg(
+        long,
+        env = "LEEWAY_MAX_CONNECTIONS",
+        default_value_t = CONNECTIONS_PER_WORKER_MAX_DEFAULT,
+        value_parser = clap::value_parser!(u64).range(CONNECTIONS_PER_WORKER_MAX_MIN..),
+        global = true
+    )]
+    pub max_connections: u64,
+    /// Database connections pooled per process (default: 10 on PostgreSQL, 8 on SQLite).
+    #[arg(
+        long,
+        env = "LEEWAY_DB_POOL_SIZE",
+        value_parser = clap::value_parser!(u32).range(1..=i64::from(POOL_SIZE_MAX)),
+        global = true
+    )]
+    pub db_pool_size: Option<u32>,
+    /// How long a request waits for a pooled connection before answering 503, in milliseconds.
+    #[arg(
+        long,
+        env = "LEEWAY_DB_POOL_TIMEOUT_MS",
+        default_value_t = duration_ms(POOL_CHECKOUT_TIMEOUT),
+        value_parser = clap::value_parser!(u64).range(1..=POOL_CHECKOUT_TIMEOUT_MS_MAX),
+        global = true
+    )]
+    pub db_pool_timeout_ms: u64,
+    /// Sustained requests per second per caller (token subject), per process.
+    #[arg(
+        long,
+        env = "LEEWAY_RATE_LIMIT_PER_SECOND",
+        default_value_t = RATE_LIMIT_PER_SECOND_DEFAULT,
+        value_parser = clap::value_parser!(u32).range(1..),
+        global = true
+    )]
+    pub rate_limit_per_second: u32,
+    /// Requests a caller may send at once before the sustained rate applies.
+    #[arg(
+        long,
+        env = "LEEWAY_RATE_LIMIT_BURST",
+        default_value_t = RATE_LIMIT_BURST_DEFAULT,
+        value_parser = clap::value_parser!(u32).range(1..),
+        global = true
+    )]
+    pub rate_limit_burst: u32,
+}
+
+/// A default duration as whole milliseconds, for a flag's default value.
+fn duration_ms(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// The commands.
@@ -176,6 +257,49 @@ impl JwtConfig {
     }
 }
 
+/// Limits on what clients may consume, resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Time a client may take to send a request body.
+    pub body_read_timeout: Duration,
+    /// Open connections served at once per HTTP worker.
+    pub connections_per_worker_max: usize,
+    /// Requests each caller may send.
+    pub rate_limit: RateLimit,
+    /// The database pool.
+    pub pool: PoolSettings,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            body_read_timeout: BODY_READ_TIMEOUT_DEFAULT,
+            connections_per_worker_max: usize::try_from(CONNECTIONS_PER_WORKER_MAX_DEFAULT)
+                .unwrap_or(usize::MAX),
+            rate_limit: RateLimit::default(),
+            pool: PoolSettings::default(),
+        }
+    }
+}
+
+impl Limits {
+    fn from_settings(settings: &LimitSettings) -> Self {
+        Self {
+            body_read_timeout: Duration::from_millis(settings.body_read_timeout_ms),
+            connections_per_worker_max: usize::try_from(settings.max_connections)
+                .unwrap_or(usize::MAX),
+            rate_limit: RateLimit {
+                per_second: settings.rate_limit_per_second,
+                burst: settings.rate_limit_burst,
+            },
+            pool: PoolSettings {
+                size: settings.db_pool_size,
+                checkout_timeout: Duration::from_millis(settings.db_pool_timeout_ms),
+            },
+        }
+    }
+}
+
 /// Configuration resolved from settings: what every command runs with.
 #[derive(Clone)]
 pub struct Config {
@@ -187,6 +311,8 @@ pub struct Config {
     pub jwt: JwtConfig,
     /// HTTP worker threads.
     pub workers: Option<usize>,
+    /// Limits on what clients may consume.
+    pub limits: Limits,
 }
 
 impl Config {
@@ -199,6 +325,7 @@ impl Config {
             database,
             jwt,
             workers: None,
+            limits: Limits::default(),
         }
     }
 
@@ -242,6 +369,7 @@ impl Config {
                 lifetime_max_secs: settings.jwt_lifetime_max_secs,
             },
             workers: settings.workers,
+            limits: Limits::from_settings(&settings.limits),
         })
     }
 }

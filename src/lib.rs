@@ -7,8 +7,10 @@
 pub mod api;
 pub mod app;
 pub mod auth;
+pub mod body;
 pub mod config;
 pub mod db;
 pub mod domain;
 pub mod encoding;
 pub mod error;
+pub mod rate_limit;

@@ -411,3 +411,34 @@ macro_rules! backend_tests {
         )*
     };
 }
+
+/// Declares tests that run once per backend on a server whose configuration
+/// `$configure` (a `fn(&mut Config)` in the calling module) adjusts first:
+/// `name::sqlite` and `name::postgres` each call `name(app)`.
+#[macro_export]
+macro_rules! configured_backend_tests {
+    ($configure:ident => $($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[actix_web::test]
+                async fn sqlite() {
+                    let app = $crate::helpers::TestApp::spawn_with(
+                        $crate::helpers::Backend::Sqlite,
+                        super::$configure,
+                    );
+                    super::$name(app.unwrap()).await;
+                }
+
+                #[actix_web::test]
+                async fn postgres() {
+                    if let Some(app) = $crate::helpers::TestApp::spawn_with(
+                        $crate::helpers::Backend::Postgres,
+                        super::$configure,
+                    ) {
+                        super::$name(app).await;
+                    }
+                }
+            }
+        )*
+    };
+}

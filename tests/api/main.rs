@@ -12,6 +12,7 @@ mod cli;
 mod concurrency;
 mod errors;
 mod idempotency;
+mod limits;
 mod openapi;
 mod organisation;
 mod spends;

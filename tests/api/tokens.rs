@@ -10,10 +10,11 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use leeway::auth::{PublicKey, Tokens};
-use leeway::config::JwtConfig;
+use leeway::config::{Config, JwtConfig};
 use serde_json::{Value, json};
 
-use crate::helpers::{ADMIN, Backend, Response, TEST_SECRET, TestApp, read};
+use crate::configured_backend_tests;
+use crate::helpers::{ADMIN, Response, TEST_SECRET, TestApp, read};
 
 const ISSUER: &str = "https://idp.example.test";
 const AUDIENCE: &str = "leeway";
@@ -75,8 +76,9 @@ fn idp_config() -> JwtConfig {
     config
 }
 
-fn spawn_idp(backend: Backend) -> Option<TestApp> {
-    TestApp::spawn_with(backend, |config| config.jwt = idp_config())
+/// Configures a test server for the identity provider.
+fn idp(config: &mut Config) {
+    config.jwt = idp_config();
 }
 
 async fn me(app: &TestApp, token: &str) -> Response {
@@ -87,28 +89,7 @@ async fn me(app: &TestApp, token: &str) -> Response {
     read(request.send().await.unwrap()).await
 }
 
-/// Declares tests that run once per backend on the identity-provider server.
-macro_rules! idp_tests {
-    ($($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                #[actix_web::test]
-                async fn sqlite() {
-                    super::$name(super::spawn_idp(crate::helpers::Backend::Sqlite).unwrap()).await;
-                }
-
-                #[actix_web::test]
-                async fn postgres() {
-                    if let Some(app) = super::spawn_idp(crate::helpers::Backend::Postgres) {
-                        super::$name(app).await;
-                    }
-                }
-            }
-        )*
-    };
-}
-
-idp_tests!(
+configured_backend_tests!(idp =>
     identity_provider_tokens_are_accepted_with_every_current_key,
     hostile_tokens_are_refused_with_401_problem_json,
 );
