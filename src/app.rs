@@ -1,7 +1,7 @@
 //! Builds the actix application: shared state, extractor configurations
 //! that turn every input failure into problem+json, the request-id,
-//! security-header and body-guard middleware, connection limits, and the
-//! routes from `api::routes`.
+//! security-header, CORS and body-guard middleware, connection limits, and
+//! the routes from `api::routes`.
 
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
@@ -62,6 +62,8 @@ pub struct AppState {
     pub limits: Limits,
     /// Each caller's request allowance, in this process.
     pub rate_limiter: RateLimiter,
+    /// Origins allowed to call the API from a browser (CORS); empty: none.
+    pub cors_origins: Vec<String>,
 }
 
 impl AppState {
@@ -72,6 +74,7 @@ impl AppState {
             tokens: Tokens::new(&config.jwt),
             limits: config.limits.clone(),
             rate_limiter: RateLimiter::new(config.limits.rate_limit),
+            cors_origins: config.cors_origins.clone(),
         })
     }
 }
@@ -99,11 +102,19 @@ pub fn serve(
             .configure(api::routes)
             .default_service(web::to(api::route_not_found))
             .wrap(from_fn(crate::body::guard))
+            // Inside the security headers, so preflight answers carry them too.
+            .wrap(from_fn(crate::cors::cors))
             .wrap(
                 DefaultHeaders::new()
                     .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
                     .add((header::CACHE_CONTROL, "no-store"))
-                    .add((header::X_FRAME_OPTIONS, "DENY")),
+                    .add((header::X_FRAME_OPTIONS, "DENY"))
+                    // The API serves data, never pages: nothing may load or frame it.
+                    .add((
+                        header::CONTENT_SECURITY_POLICY,
+                        "default-src 'none'; frame-ancestors 'none'",
+                    ))
+                    .add((header::REFERRER_POLICY, "no-referrer")),
             )
             .wrap_fn(|request, service| {
                 let request_id = new_id();

@@ -10,6 +10,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::auth::PublicKey;
 use crate::body::BODY_READ_TIMEOUT_DEFAULT;
+use crate::cors::{CORS_ORIGINS_MAX, parse_origin};
 use crate::db::{DatabaseUrl, POOL_CHECKOUT_TIMEOUT, POOL_SIZE_MAX, PoolSettings};
 use crate::rate_limit::{RATE_LIMIT_BURST_DEFAULT, RATE_LIMIT_PER_SECOND_DEFAULT, RateLimit};
 
@@ -130,6 +131,16 @@ pub struct Settings {
     /// Limits on what clients may consume.
     #[command(flatten)]
     pub limits: LimitSettings,
+    /// Origins of browser-based forms allowed to call the API (CORS),
+    /// comma-separated, e.g. `https://forms.example.com`. Default: none.
+    #[arg(
+        long,
+        env = "LEEWAY_CORS_ORIGINS",
+        value_delimiter = ',',
+        num_args = 0..,
+        global = true
+    )]
+    pub cors_origins: Vec<String>,
 }
 
 /// Limits on what clients may consume, as flags and variables.
@@ -313,6 +324,8 @@ pub struct Config {
     pub workers: Option<usize>,
     /// Limits on what clients may consume.
     pub limits: Limits,
+    /// Origins allowed to call the API from a browser; empty: none.
+    pub cors_origins: Vec<String>,
 }
 
 impl Config {
@@ -326,6 +339,7 @@ impl Config {
             jwt,
             workers: None,
             limits: Limits::default(),
+            cors_origins: Vec::new(),
         }
     }
 
@@ -370,8 +384,26 @@ impl Config {
             },
             workers: settings.workers,
             limits: Limits::from_settings(&settings.limits),
+            cors_origins: cors_origins(&settings.cors_origins)?,
         })
     }
+}
+
+/// Checks the configured CORS origins, skipping empty entries (a trailing comma).
+fn cors_origins(origins: &[String]) -> Result<Vec<String>, String> {
+    let origins: Vec<String> = origins
+        .iter()
+        .map(|origin| origin.trim())
+        .filter(|origin| !origin.is_empty())
+        .map(parse_origin)
+        .collect::<Result<_, _>>()
+        .map_err(|error| format!("LEEWAY_CORS_ORIGINS: {error}"))?;
+    if origins.len() > CORS_ORIGINS_MAX {
+        return Err(format!(
+            "LEEWAY_CORS_ORIGINS: at most {CORS_ORIGINS_MAX} origins"
+        ));
+    }
+    Ok(origins)
 }
 
 /// Reads DATA_DIR/jwt-secret, creating it (mode 0600, 32 random bytes as

@@ -9,6 +9,7 @@ pub mod app;
 pub mod auth;
 pub mod body;
 pub mod config;
+pub mod cors;
 pub mod db;
 pub mod domain;
 pub mod encoding;

@@ -206,6 +206,7 @@ async fn an_exhausted_pool_answers_503_with_retry_after(app: TestApp) {
     let response = app.get(ADMIN, "/v1/me").await;
     response.assert_problem(503, "service_unavailable");
     assert_eq!(response.header("retry-after"), Some("1"));
+    assert_eq!(response.header("x-content-type-options"), Some("nosniff"));
     assert!(
         started.elapsed() < Duration::from_secs(1),
         "{:?}",
@@ -226,6 +227,7 @@ async fn each_caller_is_rate_limited_on_their_own(app: TestApp) {
     let limited = app.get(ADMIN, "/v1/me").await;
     limited.assert_problem(429, "rate_limited");
     assert_eq!(limited.header("retry-after"), Some("1"));
+    assert_eq!(limited.header("x-content-type-options"), Some("nosniff"));
     // Another subject has its own allowance (this one has no person: 401,
     // not 429), and routes without a token are not limited.
     for _ in 0..3 {

@@ -11,6 +11,7 @@ mod access;
 mod cli;
 mod concurrency;
 mod errors;
+mod headers;
 mod idempotency;
 mod limits;
 mod openapi;
