@@ -4,7 +4,9 @@
 //! (a fresh database per test). In CI (`CI` set) a missing PostgreSQL URL
 //! fails the PostgreSQL variants instead of passing them silently.
 
-use std::net::TcpListener;
+use std::io::Read;
+use std::net::{TcpListener, TcpStream};
+use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
 use diesel::{Connection, PgConnection};
@@ -357,6 +359,46 @@ pub async fn read(response: reqwest::Response) -> Response {
         headers,
         body,
     }
+}
+
+/// The raw HTTP answer on `stream` (head and body), or `None` if none
+/// arrives within `wait`.
+pub fn raw_response(stream: &mut TcpStream, wait: Duration) -> Option<String> {
+    stream.set_read_timeout(Some(wait)).unwrap();
+    let mut received = Vec::new();
+    let mut buffer = [0_u8; 4096];
+    loop {
+        match stream.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(count) => {
+                received.extend_from_slice(&buffer[..count]);
+                let text = String::from_utf8_lossy(&received);
+                if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                    let length = head
+                        .lines()
+                        .find_map(|line| {
+                            let (name, value) = line.split_once(':')?;
+                            name.eq_ignore_ascii_case("content-length")
+                                .then(|| value.trim().parse::<usize>().ok())?
+                        })
+                        .unwrap_or(0);
+                    if body.len() >= length {
+                        break;
+                    }
+                }
+            }
+            Err(error)
+                if matches!(
+                    error.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                break;
+            }
+            Err(error) => panic!("{error}"),
+        }
+    }
+    (!received.is_empty()).then(|| String::from_utf8_lossy(&received).into_owned())
 }
 
 /// `url` with its database name replaced by `name`.

@@ -3,7 +3,7 @@
 //! sets a tiny limit on its own server; the defaults are generous enough
 //! that the rest of the suite never meets them.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
@@ -13,47 +13,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::configured_backend_tests;
-use crate::helpers::{ADMIN, TestApp, read};
-
-/// The raw HTTP answer on `stream` (head and body), or `None` if none
-/// arrives within `wait`.
-fn raw_response(stream: &mut TcpStream, wait: Duration) -> Option<String> {
-    stream.set_read_timeout(Some(wait)).unwrap();
-    let mut received = Vec::new();
-    let mut buffer = [0_u8; 4096];
-    loop {
-        match stream.read(&mut buffer) {
-            Ok(0) => break,
-            Ok(count) => {
-                received.extend_from_slice(&buffer[..count]);
-                let text = String::from_utf8_lossy(&received);
-                if let Some((head, body)) = text.split_once("\r\n\r\n") {
-                    let length = head
-                        .lines()
-                        .find_map(|line| {
-                            let (name, value) = line.split_once(':')?;
-                            name.eq_ignore_ascii_case("content-length")
-                                .then(|| value.trim().parse::<usize>().ok())?
-                        })
-                        .unwrap_or(0);
-                    if body.len() >= length {
-                        break;
-                    }
-                }
-            }
-            Err(error)
-                if matches!(
-                    error.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                break;
-            }
-            Err(error) => panic!("{error}"),
-        }
-    }
-    (!received.is_empty()).then(|| String::from_utf8_lossy(&received).into_owned())
-}
+use crate::helpers::{ADMIN, TestApp, raw_response, read};
 
 fn connect(base_url: &str) -> TcpStream {
     TcpStream::connect(base_url.trim_start_matches("http://")).unwrap()

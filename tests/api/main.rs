@@ -16,5 +16,6 @@ mod idempotency;
 mod limits;
 mod openapi;
 mod organisation;
+mod shutdown;
 mod spends;
 mod tokens;
