@@ -1,6 +1,7 @@
 //! Authentication: JWT verification and the authenticated-caller extractor.
 //! The token says only who the caller is (`sub`); the role and reach come
-//! from the person record, read on every request.
+//! from the person record, read on every request. Each verified subject is
+//! held to its request allowance (`rate_limit`) before the database is read.
 
 use std::future::Future;
 use std::path::Path;
@@ -205,7 +206,6 @@ fn unauthenticated(detail: &str) -> ApiError {
 pub struct Tokens {
     encoding: EncodingKey,
     secret: DecodingKey,
-    public_keys: Vec<PublicKey>,
     validation: Validation,
     config: JwtConfig,
 }
@@ -236,7 +236,6 @@ impl Tokens {
         Self {
             encoding: EncodingKey::from_secret(&config.secret),
             secret: DecodingKey::from_secret(&config.secret),
-            public_keys: config.public_keys.clone(),
             validation,
             config: config.clone(),
         }
@@ -287,13 +286,15 @@ impl Tokens {
             Algorithm::HS256 => Ok(&self.secret),
             Algorithm::RS256 | Algorithm::ES256 => {
                 let by_kid = kid.and_then(|kid| {
-                    self.public_keys
+                    self.config
+                        .public_keys
                         .iter()
                         .find(|key| key.algorithm == algorithm && key.kid.as_deref() == Some(kid))
                 });
                 by_kid
                     .or_else(|| {
-                        self.public_keys
+                        self.config
+                            .public_keys
                             .iter()
                             .find(|key| key.algorithm == algorithm && key.kid.is_none())
                     })
