@@ -18,9 +18,8 @@ use crate::config::{Config, Limits};
 use crate::db::{Db, new_id};
 use crate::error::{ApiError, FieldError, REQUEST_ID};
 use crate::rate_limit::RateLimiter;
+use crate::shutdown::OpenConnections;
 
-/// How long in-flight requests may run after SIGTERM before the server exits.
-pub const SHUTDOWN_TIMEOUT_SECS: u64 = 30;
 /// How long a client may take to send its request head.
 pub const CLIENT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Header carrying the request id on every response.
@@ -64,6 +63,8 @@ pub struct AppState {
     pub rate_limiter: RateLimiter,
     /// Origins allowed to call the API from a browser (CORS); empty: none.
     pub cors_origins: Vec<String>,
+    /// The connections this process has open, for a drained shutdown.
+    pub connections: OpenConnections,
 }
 
 impl AppState {
@@ -75,12 +76,14 @@ impl AppState {
             limits: config.limits.clone(),
             rate_limiter: RateLimiter::new(config.limits.rate_limit),
             cors_origins: config.cors_origins.clone(),
+            connections: OpenConnections::default(),
         })
     }
 }
 
-/// Starts serving on `listener`. The returned server runs until stopped or
-/// signalled (SIGTERM and SIGINT stop it gracefully).
+/// Starts serving on `listener`. The returned server runs until stopped
+/// through its handle; it does not listen for signals itself (the binary
+/// runs `shutdown::stop_on_signal` beside it).
 pub fn serve(
     state: AppState,
     listener: TcpListener,
@@ -88,6 +91,7 @@ pub fn serve(
 ) -> std::io::Result<Server> {
     spawn_idempotency_purge(state.db.clone());
     let connections_per_worker_max = state.limits.connections_per_worker_max;
+    let connections = state.connections.clone();
     let state = web::Data::new(state);
     let mut server = HttpServer::new(move || {
         App::new()
@@ -137,7 +141,10 @@ pub fn serve(
     })
     .client_request_timeout(CLIENT_REQUEST_TIMEOUT)
     .max_connections(connections_per_worker_max)
-    .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
+    .on_connect(move |_, extensions| {
+        extensions.insert(connections.open());
+    })
+    .disable_signals()
     .listen(listener)?;
     if let Some(workers) = workers {
         server = server.workers(workers);

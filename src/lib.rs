@@ -15,3 +15,4 @@ pub mod domain;
 pub mod encoding;
 pub mod error;
 pub mod rate_limit;
+pub mod shutdown;

@@ -11,7 +11,7 @@ use crate::helpers::raw_response;
 
 /// Longest the test waits for the server to exit after SIGTERM: the
 /// server's own bound (`SHUTDOWN_TIMEOUT_SECS`) plus a margin.
-const EXIT_WAIT: Duration = Duration::from_secs(leeway::app::SHUTDOWN_TIMEOUT_SECS + 10);
+const EXIT_WAIT: Duration = Duration::from_secs(leeway::shutdown::SHUTDOWN_TIMEOUT_SECS + 10);
 
 fn leeway(data_dir: &Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_leeway"));
@@ -27,8 +27,9 @@ fn leeway(data_dir: &Path) -> Command {
 fn serve(data_dir: &Path) -> (Child, String) {
     let mut child = leeway(data_dir)
         .env("LEEWAY_BIND", "127.0.0.1:0")
+        .env("LEEWAY_LOG", "info")
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(std::fs::File::create(data_dir.join("serve.log")).unwrap())
         .spawn()
         .unwrap();
     let mut banner = String::new();
@@ -121,7 +122,12 @@ fn sigterm_finishes_the_request_in_flight_then_exits_0() {
         .unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
-    assert!(response.starts_with("HTTP/1.1 201"), "{response}");
+    let log = || std::fs::read_to_string(dir.path().join("serve.log")).unwrap();
+    assert!(
+        response.starts_with("HTTP/1.1 201"),
+        "{response:?}\nserver log:\n{}",
+        log()
+    );
     assert!(response.contains("Sent across a shutdown"), "{response}");
 
     let status = wait_for_exit(&mut child);
