@@ -1,6 +1,7 @@
 //! Builds the actix application: shared state, extractor configurations
-//! that turn every input failure into problem+json, the request-id and
-//! security-header middleware, and the routes from `api::routes`.
+//! that turn every input failure into problem+json, the request-id,
+//! security-header, CORS and body-guard middleware, connection limits, and
+//! the routes from `api::routes`.
 
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
@@ -8,18 +9,18 @@ use std::time::{Duration, Instant};
 use actix_web::dev::{Server, Service};
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
 use actix_web::http::header::{self, HeaderName, HeaderValue};
-use actix_web::middleware::DefaultHeaders;
+use actix_web::middleware::{DefaultHeaders, from_fn};
 use actix_web::{App, HttpRequest, HttpServer, web};
 
 use crate::api::{self, types::BODY_SIZE_MAX};
 use crate::auth::Tokens;
 use crate::clock::Clock;
-use crate::config::Config;
+use crate::config::{Config, Limits};
 use crate::db::{Db, new_id};
 use crate::error::{ApiError, FieldError, REQUEST_ID};
+use crate::rate_limit::RateLimiter;
+use crate::shutdown::OpenConnections;
 
-/// How long in-flight requests may run after SIGTERM before the server exits.
-pub const SHUTDOWN_TIMEOUT_SECS: u64 = 30;
 /// How long a client may take to send its request head.
 pub const CLIENT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Header carrying the request id on every response.
@@ -85,22 +86,35 @@ pub struct AppState {
     pub clock: Clock,
     /// How often the review SLA escalation task runs.
     pub escalation_interval: Duration,
+    /// Limits on what clients may consume.
+    pub limits: Limits,
+    /// Each caller's request allowance, in this process.
+    pub rate_limiter: RateLimiter,
+    /// Origins allowed to call the API from a browser (CORS); empty: none.
+    pub cors_origins: Vec<String>,
+    /// The connections this process has open, for a drained shutdown.
+    pub connections: OpenConnections,
 }
 
 impl AppState {
     /// Builds the state from configuration; opens no connection yet.
     pub fn new(config: &Config) -> Result<Self, String> {
         Ok(Self {
-            db: Db::new(&config.database)?,
+            db: Db::with_pool(&config.database, config.limits.pool)?,
             tokens: Tokens::new(&config.jwt),
             clock: Clock::system(),
             escalation_interval: config.escalation_interval,
+            limits: config.limits.clone(),
+            rate_limiter: RateLimiter::new(config.limits.rate_limit),
+            cors_origins: config.cors_origins.clone(),
+            connections: OpenConnections::default(),
         })
     }
 }
 
-/// Starts serving on `listener`. The returned server runs until stopped or
-/// signalled (SIGTERM and SIGINT stop it gracefully).
+/// Starts serving on `listener`. The returned server runs until stopped
+/// through its handle; it does not listen for signals itself (the binary
+/// runs `shutdown::stop_on_signal` beside it).
 pub fn serve(
     state: AppState,
     listener: TcpListener,
@@ -113,6 +127,8 @@ pub fn serve(
         state.clock.clone(),
         state.escalation_interval,
     );
+    let connections_per_worker_max = state.limits.connections_per_worker_max;
+    let connections = state.connections.clone();
     let state = web::Data::new(state);
     let mut server = HttpServer::new(move || {
         App::new()
@@ -126,11 +142,20 @@ pub fn serve(
             .app_data(web::PathConfig::default().error_handler(path_error))
             .configure(api::routes)
             .default_service(web::to(api::route_not_found))
+            .wrap(from_fn(crate::body::guard))
+            // Inside the security headers, so preflight answers carry them too.
+            .wrap(from_fn(crate::cors::cors))
             .wrap(
                 DefaultHeaders::new()
                     .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
                     .add((header::CACHE_CONTROL, "no-store"))
-                    .add((header::X_FRAME_OPTIONS, "DENY")),
+                    .add((header::X_FRAME_OPTIONS, "DENY"))
+                    // The API serves data, never pages: nothing may load or frame it.
+                    .add((
+                        header::CONTENT_SECURITY_POLICY,
+                        "default-src 'none'; frame-ancestors 'none'",
+                    ))
+                    .add((header::REFERRER_POLICY, "no-referrer")),
             )
             .wrap_fn(|request, service| {
                 let request_id = new_id();
@@ -152,7 +177,11 @@ pub fn serve(
             })
     })
     .client_request_timeout(CLIENT_REQUEST_TIMEOUT)
-    .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
+    .max_connections(connections_per_worker_max)
+    .on_connect(move |_, extensions| {
+        extensions.insert(connections.open());
+    })
+    .disable_signals()
     .listen(listener)?;
     if let Some(workers) = workers {
         server = server.workers(workers);

@@ -8,7 +8,11 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::db::DatabaseUrl;
+use crate::auth::PublicKey;
+use crate::body::BODY_READ_TIMEOUT_DEFAULT;
+use crate::cors::{CORS_ORIGINS_MAX, parse_origin};
+use crate::db::{DatabaseUrl, POOL_CHECKOUT_TIMEOUT, POOL_SIZE_MAX, PoolSettings};
+use crate::rate_limit::{RATE_LIMIT_BURST_DEFAULT, RATE_LIMIT_PER_SECOND_DEFAULT, RateLimit};
 
 /// Shortest HS256 secret accepted, in bytes: RFC 7518 §3.2 asks for a key at
 /// least as long as the hash output (256 bits).
@@ -19,10 +23,29 @@ pub const JWT_SECRET_FILE_NAME: &str = "jwt-secret";
 pub const SQLITE_FILE_NAME: &str = "leeway.db";
 /// Default lifetime of a token printed by `leeway token`.
 pub const TOKEN_TTL_SECS_DEFAULT: u64 = 3_600;
-/// Clock skew tolerated when checking `exp`.
-pub const JWT_LEEWAY_SECS: u64 = 30;
 /// Default seconds between two runs of the review SLA escalation task.
 pub const ESCALATION_INTERVAL_SECS_DEFAULT: u64 = 60;
+/// Clock skew tolerated when checking `exp`, `nbf` and `iat`, by default.
+pub const JWT_LEEWAY_SECS_DEFAULT: u64 = 30;
+/// Largest clock skew an operator may configure: more would make `exp` moot.
+pub const JWT_LEEWAY_SECS_MAX: u64 = 300;
+/// Longest token lifetime accepted by default (`exp - iat`, or `exp - now`
+/// without `iat`): a stolen token is useful for a day at most.
+pub const JWT_LIFETIME_MAX_SECS_DEFAULT: u64 = 86_400;
+/// Address served when none is configured.
+pub const BIND_DEFAULT: &str = "127.0.0.1:8080";
+/// Open connections each HTTP worker serves at once, by default; past it the
+/// worker stops accepting until one closes (new ones wait in the backlog).
+pub const CONNECTIONS_PER_WORKER_MAX_DEFAULT: u64 = 1_024;
+/// Smallest connection limit accepted: actix-server 2 resumes accepting only
+/// once the count drops two below the limit (actix/actix-web#2703), so a
+/// limit of 1 would stop a worker accepting for good.
+pub const CONNECTIONS_PER_WORKER_MAX_MIN: u64 = 2;
+/// Longest body read time an operator may configure, in milliseconds.
+pub const BODY_READ_TIMEOUT_MS_MAX: u64 = 120_000;
+/// Longest pool checkout timeout an operator may configure, in milliseconds:
+/// past a minute the client has long given up.
+pub const POOL_CHECKOUT_TIMEOUT_MS_MAX: u64 = 60_000;
 
 /// The command line.
 #[derive(Debug, Parser)]
@@ -47,7 +70,7 @@ pub struct Settings {
     #[arg(
         long,
         env = "LEEWAY_BIND",
-        default_value = "127.0.0.1:8080",
+        default_value = BIND_DEFAULT,
         global = true
     )]
     pub bind: String,
@@ -78,6 +101,32 @@ pub struct Settings {
     /// Required `aud` claim, when set.
     #[arg(long, env = "LEEWAY_JWT_AUDIENCE", global = true)]
     pub jwt_audience: Option<String>,
+    /// PEM file holding one RSA or P-256 public key of an identity
+    /// provider: tokens signed with it (RS256 or ES256) are accepted.
+    #[arg(long, env = "LEEWAY_JWT_PUBLIC_KEY_FILE", global = true)]
+    pub jwt_public_key_file: Option<PathBuf>,
+    /// JWKS file of an identity provider: RS256 and ES256 tokens are
+    /// verified with the key named by their `kid`.
+    #[arg(long, env = "LEEWAY_JWT_JWKS_FILE", global = true)]
+    pub jwt_jwks_file: Option<PathBuf>,
+    /// Clock skew tolerated on `exp`, `nbf` and `iat`, in seconds.
+    #[arg(
+        long,
+        env = "LEEWAY_JWT_LEEWAY_SECS",
+        default_value_t = JWT_LEEWAY_SECS_DEFAULT,
+        value_parser = clap::value_parser!(u64).range(0..=JWT_LEEWAY_SECS_MAX),
+        global = true
+    )]
+    pub jwt_leeway_secs: u64,
+    /// Longest token lifetime accepted, in seconds.
+    #[arg(
+        long,
+        env = "LEEWAY_JWT_LIFETIME_MAX_SECS",
+        default_value_t = JWT_LIFETIME_MAX_SECS_DEFAULT,
+        value_parser = clap::value_parser!(u64).range(1..),
+        global = true
+    )]
+    pub jwt_lifetime_max_secs: u64,
     /// HTTP worker threads (default: one per core).
     #[arg(long, env = "LEEWAY_WORKERS", global = true)]
     pub workers: Option<usize>,
@@ -90,6 +139,82 @@ pub struct Settings {
         global = true
     )]
     pub escalation_interval_secs: u64,
+    /// Limits on what clients may consume.
+    #[command(flatten)]
+    pub limits: LimitSettings,
+    /// Origins of browser-based forms allowed to call the API (CORS),
+    /// comma-separated, e.g. `https://forms.example.com`. Default: none.
+    #[arg(
+        long,
+        env = "LEEWAY_CORS_ORIGINS",
+        value_delimiter = ',',
+        num_args = 0..,
+        global = true
+    )]
+    pub cors_origins: Vec<String>,
+}
+
+/// Limits on what clients may consume, as flags and variables.
+#[derive(Debug, Clone, Args)]
+pub struct LimitSettings {
+    /// Time a client may take to send a request body, in milliseconds.
+    #[arg(
+        long,
+        env = "LEEWAY_BODY_READ_TIMEOUT_MS",
+        default_value_t = duration_ms(BODY_READ_TIMEOUT_DEFAULT),
+        value_parser = clap::value_parser!(u64).range(1..=BODY_READ_TIMEOUT_MS_MAX),
+        global = true
+    )]
+    pub body_read_timeout_ms: u64,
+    /// Open connections served at once per HTTP worker (at least 2).
+    #[arg(
+        long,
+        env = "LEEWAY_MAX_CONNECTIONS",
+        default_value_t = CONNECTIONS_PER_WORKER_MAX_DEFAULT,
+        value_parser = clap::value_parser!(u64).range(CONNECTIONS_PER_WORKER_MAX_MIN..),
+        global = true
+    )]
+    pub max_connections: u64,
+    /// Database connections pooled per process (default: 10 on PostgreSQL, 8 on SQLite).
+    #[arg(
+        long,
+        env = "LEEWAY_DB_POOL_SIZE",
+        value_parser = clap::value_parser!(u32).range(1..=i64::from(POOL_SIZE_MAX)),
+        global = true
+    )]
+    pub db_pool_size: Option<u32>,
+    /// How long a request waits for a pooled connection before answering 503, in milliseconds.
+    #[arg(
+        long,
+        env = "LEEWAY_DB_POOL_TIMEOUT_MS",
+        default_value_t = duration_ms(POOL_CHECKOUT_TIMEOUT),
+        value_parser = clap::value_parser!(u64).range(1..=POOL_CHECKOUT_TIMEOUT_MS_MAX),
+        global = true
+    )]
+    pub db_pool_timeout_ms: u64,
+    /// Sustained requests per second per caller (token subject), per process.
+    #[arg(
+        long,
+        env = "LEEWAY_RATE_LIMIT_PER_SECOND",
+        default_value_t = RATE_LIMIT_PER_SECOND_DEFAULT,
+        value_parser = clap::value_parser!(u32).range(1..),
+        global = true
+    )]
+    pub rate_limit_per_second: u32,
+    /// Requests a caller may send at once before the sustained rate applies.
+    #[arg(
+        long,
+        env = "LEEWAY_RATE_LIMIT_BURST",
+        default_value_t = RATE_LIMIT_BURST_DEFAULT,
+        value_parser = clap::value_parser!(u32).range(1..),
+        global = true
+    )]
+    pub rate_limit_burst: u32,
+}
+
+/// A default duration as whole milliseconds, for a flag's default value.
+fn duration_ms(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// The commands.
@@ -128,12 +253,76 @@ pub enum Command {
 /// Token verification settings.
 #[derive(Clone)]
 pub struct JwtConfig {
-    /// The HS256 secret.
+    /// The HS256 secret: signs `leeway token` tokens and verifies HS256 ones.
     pub secret: Vec<u8>,
     /// Required issuer.
     pub issuer: Option<String>,
     /// Required audience.
     pub audience: Option<String>,
+    /// Identity-provider keys for RS256 and ES256 tokens; empty when none.
+    pub public_keys: Vec<PublicKey>,
+    /// Clock skew tolerated on `exp`, `nbf` and `iat`, in seconds.
+    pub leeway_secs: u64,
+    /// Longest token lifetime accepted, in seconds.
+    pub lifetime_max_secs: u64,
+}
+
+impl JwtConfig {
+    /// HS256 with `secret` only, no issuer or audience, default leeway and lifetime.
+    #[must_use]
+    pub fn from_secret(secret: Vec<u8>) -> Self {
+        Self {
+            secret,
+            issuer: None,
+            audience: None,
+            public_keys: Vec::new(),
+            leeway_secs: JWT_LEEWAY_SECS_DEFAULT,
+            lifetime_max_secs: JWT_LIFETIME_MAX_SECS_DEFAULT,
+        }
+    }
+}
+
+/// Limits on what clients may consume, resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Time a client may take to send a request body.
+    pub body_read_timeout: Duration,
+    /// Open connections served at once per HTTP worker.
+    pub connections_per_worker_max: usize,
+    /// Requests each caller may send.
+    pub rate_limit: RateLimit,
+    /// The database pool.
+    pub pool: PoolSettings,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            body_read_timeout: BODY_READ_TIMEOUT_DEFAULT,
+            connections_per_worker_max: usize::try_from(CONNECTIONS_PER_WORKER_MAX_DEFAULT)
+                .unwrap_or(usize::MAX),
+            rate_limit: RateLimit::default(),
+            pool: PoolSettings::default(),
+        }
+    }
+}
+
+impl Limits {
+    fn from_settings(settings: &LimitSettings) -> Self {
+        Self {
+            body_read_timeout: Duration::from_millis(settings.body_read_timeout_ms),
+            connections_per_worker_max: usize::try_from(settings.max_connections)
+                .unwrap_or(usize::MAX),
+            rate_limit: RateLimit {
+                per_second: settings.rate_limit_per_second,
+                burst: settings.rate_limit_burst,
+            },
+            pool: PoolSettings {
+                size: settings.db_pool_size,
+                checkout_timeout: Duration::from_millis(settings.db_pool_timeout_ms),
+            },
+        }
+    }
 }
 
 /// Configuration resolved from settings: what every command runs with.
@@ -149,9 +338,28 @@ pub struct Config {
     pub workers: Option<usize>,
     /// How often the review SLA escalation task runs.
     pub escalation_interval: Duration,
+    /// Limits on what clients may consume.
+    pub limits: Limits,
+    /// Origins allowed to call the API from a browser; empty: none.
+    pub cors_origins: Vec<String>,
 }
 
 impl Config {
+    /// The configuration of a server on `database` verifying tokens with
+    /// `jwt`, every other setting at its default.
+    #[must_use]
+    pub fn new(database: DatabaseUrl, jwt: JwtConfig) -> Self {
+        Self {
+            bind: BIND_DEFAULT.to_owned(),
+            database,
+            jwt,
+            workers: None,
+            escalation_interval: Duration::from_secs(ESCALATION_INTERVAL_SECS_DEFAULT),
+            limits: Limits::default(),
+            cors_origins: Vec::new(),
+        }
+    }
+
     /// Resolves settings: picks the database, and reads or creates the signing secret.
     pub fn resolve(settings: &Settings) -> Result<Self, String> {
         let database = match &settings.database_url {
@@ -173,6 +381,13 @@ impl Config {
                 "LEEWAY_JWT_SECRET must be at least {JWT_SECRET_LENGTH_MIN} bytes"
             ));
         }
+        let mut public_keys = Vec::new();
+        if let Some(path) = &settings.jwt_public_key_file {
+            public_keys.push(PublicKey::from_pem_file(path)?);
+        }
+        if let Some(path) = &settings.jwt_jwks_file {
+            public_keys.extend(PublicKey::from_jwks_file(path)?);
+        }
         Ok(Self {
             bind: settings.bind.clone(),
             database,
@@ -180,11 +395,33 @@ impl Config {
                 secret,
                 issuer: settings.jwt_issuer.clone(),
                 audience: settings.jwt_audience.clone(),
+                public_keys,
+                leeway_secs: settings.jwt_leeway_secs,
+                lifetime_max_secs: settings.jwt_lifetime_max_secs,
             },
             workers: settings.workers,
             escalation_interval: Duration::from_secs(settings.escalation_interval_secs),
+            limits: Limits::from_settings(&settings.limits),
+            cors_origins: cors_origins(&settings.cors_origins)?,
         })
     }
+}
+
+/// Checks the configured CORS origins, skipping empty entries (a trailing comma).
+fn cors_origins(origins: &[String]) -> Result<Vec<String>, String> {
+    let origins: Vec<String> = origins
+        .iter()
+        .map(|origin| origin.trim())
+        .filter(|origin| !origin.is_empty())
+        .map(parse_origin)
+        .collect::<Result<_, _>>()
+        .map_err(|error| format!("LEEWAY_CORS_ORIGINS: {error}"))?;
+    if origins.len() > CORS_ORIGINS_MAX {
+        return Err(format!(
+            "LEEWAY_CORS_ORIGINS: at most {CORS_ORIGINS_MAX} origins"
+        ));
+    }
+    Ok(origins)
 }
 
 /// Reads DATA_DIR/jwt-secret, creating it (mode 0600, 32 random bytes as

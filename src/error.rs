@@ -4,7 +4,9 @@
 //!
 //! When to use which variant:
 //! - the caller's input is wrong (body, query, path) → `Validation`,
-//!   `MalformedJson`, `InvalidQuery`, `PayloadTooLarge`, `UnsupportedMediaType`;
+//!   `MalformedJson`, `InvalidQuery`, `PayloadTooLarge`, `JsonTooDeep`,
+//!   `UnsupportedMediaType`; too slow to arrive → `RequestTimeout`;
+//! - the caller sends more requests than their allowance → `RateLimited` (429, retry);
 //! - the caller is not who they claim → `Unauthenticated`;
 //! - the object is outside the caller's reach → `NotFound` (never 403: they
 //!   must not learn it exists); visible but not theirs to change → `Forbidden`;
@@ -15,6 +17,8 @@
 //!
 //! `status_code` and `code` match every variant with no catch-all arm, so a
 //! new variant forces a decision about its status.
+
+use std::time::Duration;
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
@@ -79,6 +83,15 @@ pub enum ApiError {
     /// The body is larger than the server accepts.
     #[error("the body is larger than {0} bytes")]
     PayloadTooLarge(usize),
+    /// The JSON body nests arrays and objects deeper than the server accepts.
+    #[error("the body nests arrays and objects more than {0} levels deep")]
+    JsonTooDeep(usize),
+    /// The client did not send its body within the allowed time.
+    #[error("the request body did not arrive within {0:?}")]
+    RequestTimeout(Duration),
+    /// The caller exceeded their request allowance; holds the seconds to wait.
+    #[error("too many requests: retry after {0} seconds")]
+    RateLimited(u64),
     /// Fields were refused; each says why.
     #[error("the request has invalid fields")]
     Validation(Vec<FieldError>),
@@ -153,6 +166,9 @@ impl ApiError {
             Self::InvalidQuery(_) => "invalid_query",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::PayloadTooLarge(_) => "payload_too_large",
+            Self::JsonTooDeep(_) => "json_too_deep",
+            Self::RequestTimeout(_) => "request_timeout",
+            Self::RateLimited(_) => "rate_limited",
             Self::Validation(_) => "validation_failed",
             Self::AlreadyDecided => "already_decided",
             Self::ProblemClosed => "problem_closed",
@@ -193,7 +209,11 @@ impl ResponseError for ApiError {
             Self::Forbidden(_) | Self::SelfReviewForbidden => StatusCode::FORBIDDEN,
             Self::NotFound(_) | Self::RouteNotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
-            Self::MalformedJson(_) | Self::InvalidQuery(_) => StatusCode::BAD_REQUEST,
+            Self::MalformedJson(_) | Self::InvalidQuery(_) | Self::JsonTooDeep(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            Self::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Validation(_) | Self::NoPolicy | Self::IdempotencyKeyReused => {
@@ -235,8 +255,14 @@ impl ResponseError for ApiError {
         };
         let mut response = HttpResponse::build(status);
         response.insert_header((header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON)));
-        if matches!(self, Self::Unavailable(_)) {
-            response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS.to_string()));
+        match self {
+            Self::Unavailable(_) => {
+                response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS.to_string()));
+            }
+            Self::RateLimited(wait_secs) => {
+                response.insert_header((header::RETRY_AFTER, wait_secs.to_string()));
+            }
+            _ => {}
         }
         if let Self::MethodNotAllowed(allow) = self {
             response.insert_header((header::ALLOW, allow.clone()));
@@ -298,6 +324,14 @@ mod tests {
             body_of(&ApiError::Internal("boom".to_owned()))
         }));
         assert_eq!(body["request_id"], "req-1");
+    }
+
+    #[test]
+    fn rate_limited_says_when_to_retry() {
+        let response = ApiError::RateLimited(3).error_response();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers().get(header::RETRY_AFTER).unwrap(), "3");
+        assert_eq!(body_of(&ApiError::RateLimited(3))["code"], "rate_limited");
     }
 
     #[test]

@@ -7,10 +7,14 @@
 pub mod api;
 pub mod app;
 pub mod auth;
+pub mod body;
 pub mod clock;
 pub mod config;
+pub mod cors;
 pub mod db;
 pub mod domain;
 pub mod encoding;
 pub mod error;
+pub mod rate_limit;
+pub mod shutdown;
 pub mod workflow;

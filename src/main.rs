@@ -11,6 +11,7 @@ use leeway::config::{Cli, Command, Config};
 use leeway::db::{DatabaseUrl, Db};
 use leeway::domain::access::Role;
 use leeway::error::ApiError;
+use leeway::shutdown;
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
@@ -77,8 +78,13 @@ fn serve(config: &Config) -> Result<(), String> {
         tracing::warn!("could not write the start-up banner to stdout");
     }
     let workers = config.workers;
+    let connections = state.connections.clone();
     actix_web::rt::System::new()
-        .block_on(async move { app::serve(state, listener, workers)?.await })
+        .block_on(async move {
+            let server = app::serve(state, listener, workers)?;
+            actix_web::rt::spawn(shutdown::stop_on_signal(server.handle(), connections));
+            server.await
+        })
         .map_err(|error| error.to_string())
 }
 

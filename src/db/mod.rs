@@ -33,8 +33,11 @@ use crate::error::ApiError;
 pub const POSTGRES_POOL_SIZE: u32 = 10;
 /// Connections kept open on SQLite (one writer at a time; readers run beside it).
 pub const SQLITE_POOL_SIZE: u32 = 8;
-/// How long a request waits for a pooled connection before answering 503.
+/// How long a request waits for a pooled connection before answering 503, by default.
 pub const POOL_CHECKOUT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Most connections an operator may ask one process to pool: PostgreSQL's
+/// own default `max_connections` is 100, shared by every process.
+pub const POOL_SIZE_MAX: u32 = 100;
 /// How long SQLite waits on a locked database before giving up.
 pub const SQLITE_BUSY_TIMEOUT_MS: u32 = 10_000;
 
@@ -134,6 +137,26 @@ impl ManageConnection for ConnectionManager {
 /// The connection pool.
 pub type Pool = r2d2::Pool<ConnectionManager>;
 
+/// How many connections one process pools, and how long a request waits
+/// for one before it answers 503 with `Retry-After`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolSettings {
+    /// Connections kept per process; `None` picks the backend's default
+    /// ([`POSTGRES_POOL_SIZE`], [`SQLITE_POOL_SIZE`]).
+    pub size: Option<u32>,
+    /// How long a request waits for a pooled connection.
+    pub checkout_timeout: Duration,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        Self {
+            size: None,
+            checkout_timeout: POOL_CHECKOUT_TIMEOUT,
+        }
+    }
+}
+
 /// A handle to the database shared by all requests of one process.
 #[derive(Clone)]
 pub struct Db {
@@ -142,9 +165,14 @@ pub struct Db {
 
 impl Db {
     /// Builds the pool lazily (no connection is opened yet, so a server can
-    /// start while its database is still coming up).
+    /// start while its database is still coming up), with default settings.
     pub fn new(url: &DatabaseUrl) -> Result<Self, String> {
-        let size = match url {
+        Self::with_pool(url, PoolSettings::default())
+    }
+
+    /// Like [`Db::new`], with the pool's size and checkout timeout given.
+    pub fn with_pool(url: &DatabaseUrl, settings: PoolSettings) -> Result<Self, String> {
+        let default_size = match url {
             DatabaseUrl::Postgres(_) => POSTGRES_POOL_SIZE,
             DatabaseUrl::Sqlite(path) => {
                 if let Some(parent) = std::path::Path::new(path)
@@ -158,9 +186,9 @@ impl Db {
             }
         };
         let pool = r2d2::Pool::builder()
-            .max_size(size)
+            .max_size(settings.size.unwrap_or(default_size))
             .min_idle(Some(0))
-            .connection_timeout(POOL_CHECKOUT_TIMEOUT)
+            .connection_timeout(settings.checkout_timeout)
             .test_on_check_out(true)
             .build_unchecked(ConnectionManager { url: url.clone() });
         Ok(Self { pool })

@@ -89,17 +89,11 @@ backend_tests! {
 #[actix_web::test]
 async fn an_unreachable_database_answers_503_not_a_hang() {
     let unreachable = "postgres://leeway@127.0.0.1:1/leeway?connect_timeout=1";
-    let config = leeway::config::Config {
-        bind: "127.0.0.1:0".to_owned(),
-        database: leeway::db::DatabaseUrl::parse(unreachable).unwrap(),
-        jwt: leeway::config::JwtConfig {
-            secret: crate::helpers::TEST_SECRET.as_bytes().to_vec(),
-            issuer: None,
-            audience: None,
-        },
-        workers: Some(1),
-        escalation_interval: crate::helpers::ESCALATION_INTERVAL,
-    };
+    let mut config = leeway::config::Config::new(
+        leeway::db::DatabaseUrl::parse(unreachable).unwrap(),
+        leeway::config::JwtConfig::from_secret(crate::helpers::TEST_SECRET.as_bytes().to_vec()),
+    );
+    config.workers = Some(1);
     let state = leeway::app::AppState::new(&config).unwrap();
     let token = state.tokens.issue("admin", 60).unwrap();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -4,7 +4,9 @@
 //! (a fresh database per test). In CI (`CI` set) a missing PostgreSQL URL
 //! fails the PostgreSQL variants instead of passing them silently.
 
-use std::net::TcpListener;
+use std::io::Read;
+use std::net::{TcpListener, TcpStream};
+use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
 use diesel::{Connection, PgConnection};
@@ -93,6 +95,12 @@ impl TestApp {
     /// Starts a server on a fresh database, or `None` for PostgreSQL when no
     /// server is configured outside CI.
     pub fn spawn(backend: Backend) -> Option<Self> {
+        Self::spawn_with(backend, |_| {})
+    }
+
+    /// Like [`TestApp::spawn`], with the server's configuration adjusted by
+    /// `configure` first (tiny limits, identity-provider keys, ...).
+    pub fn spawn_with(backend: Backend, configure: impl FnOnce(&mut Config)) -> Option<Self> {
         let dir = tempfile::tempdir().unwrap();
         let (database_url, postgres_database) = match backend {
             Backend::Sqlite => (
@@ -116,17 +124,13 @@ impl TestApp {
                 (with_database(&admin_url, &name), Some((admin_url, name)))
             }
         };
-        let config = Config {
-            bind: "127.0.0.1:0".to_owned(),
-            database: DatabaseUrl::parse(&database_url).unwrap(),
-            jwt: JwtConfig {
-                secret: TEST_SECRET.as_bytes().to_vec(),
-                issuer: None,
-                audience: None,
-            },
-            workers: Some(2),
-            escalation_interval: ESCALATION_INTERVAL,
-        };
+        let mut config = Config::new(
+            DatabaseUrl::parse(&database_url).unwrap(),
+            JwtConfig::from_secret(TEST_SECRET.as_bytes().to_vec()),
+        );
+        config.workers = Some(2);
+        config.escalation_interval = ESCALATION_INTERVAL;
+        configure(&mut config);
         let state = AppState::new(&config).unwrap();
         state.db.migrate().unwrap();
         state
@@ -365,6 +369,46 @@ pub async fn read(response: reqwest::Response) -> Response {
     }
 }
 
+/// The raw HTTP answer on `stream` (head and body), or `None` if none
+/// arrives within `wait`.
+pub fn raw_response(stream: &mut TcpStream, wait: Duration) -> Option<String> {
+    stream.set_read_timeout(Some(wait)).unwrap();
+    let mut received = Vec::new();
+    let mut buffer = [0_u8; 4096];
+    loop {
+        match stream.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(count) => {
+                received.extend_from_slice(&buffer[..count]);
+                let text = String::from_utf8_lossy(&received);
+                if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                    let length = head
+                        .lines()
+                        .find_map(|line| {
+                            let (name, value) = line.split_once(':')?;
+                            name.eq_ignore_ascii_case("content-length")
+                                .then(|| value.trim().parse::<usize>().ok())?
+                        })
+                        .unwrap_or(0);
+                    if body.len() >= length {
+                        break;
+                    }
+                }
+            }
+            Err(error)
+                if matches!(
+                    error.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                break;
+            }
+            Err(error) => panic!("{error}"),
+        }
+    }
+    (!received.is_empty()).then(|| String::from_utf8_lossy(&received).into_owned())
+}
+
 /// `url` with its database name replaced by `name`.
 fn with_database(url: &str, name: &str) -> String {
     let (base, query) = url
@@ -411,6 +455,37 @@ macro_rules! backend_tests {
                 async fn postgres() {
                     if let Some(app) = $crate::helpers::TestApp::spawn($crate::helpers::Backend::Postgres) {
                         run(app).await;
+                    }
+                }
+            }
+        )*
+    };
+}
+
+/// Declares tests that run once per backend on a server whose configuration
+/// `$configure` (a `fn(&mut Config)` in the calling module) adjusts first:
+/// `name::sqlite` and `name::postgres` each call `name(app)`.
+#[macro_export]
+macro_rules! configured_backend_tests {
+    ($configure:ident => $($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[actix_web::test]
+                async fn sqlite() {
+                    let app = $crate::helpers::TestApp::spawn_with(
+                        $crate::helpers::Backend::Sqlite,
+                        super::$configure,
+                    );
+                    super::$name(app.unwrap()).await;
+                }
+
+                #[actix_web::test]
+                async fn postgres() {
+                    if let Some(app) = $crate::helpers::TestApp::spawn_with(
+                        $crate::helpers::Backend::Postgres,
+                        super::$configure,
+                    ) {
+                        super::$name(app).await;
                     }
                 }
             }
