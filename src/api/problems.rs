@@ -724,14 +724,12 @@ pub async fn acknowledge(
                 return Err(ApiError::ProblemClosed);
             }
             if !problems::acknowledge(connection, &id, criteria_version, at)? {
-                return Err(ApiError::field(
-                    "criteria_version",
-                    "stale_criteria_version",
-                    format!(
-                        "the success criteria are at version {}: read them and acknowledge that version",
-                        problem.criteria_version
-                    ),
-                ));
+                // Optimistic concurrency: the criteria changed since the
+                // owner read them, so this acknowledgement is of old text.
+                return Err(ApiError::Conflict(format!(
+                    "the success criteria are at version {}: read them and acknowledge that version",
+                    problem.criteria_version
+                )));
             }
             let problem = problems::find(connection, &id)?.ok_or(ApiError::NotFound("problem"))?;
             record(connection, &caller, "problem.acknowledged", &problem)

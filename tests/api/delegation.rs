@@ -337,7 +337,7 @@ backend_tests! {
         let path = format!("/v1/problems/{problem}/acknowledge");
         app.post("mia", &path, &json!({"criteria_version": 1})).await.assert_problem(403, "forbidden");
         app.post("lou", &path, &json!({"criteria_version": 1})).await.assert_problem(404, "not_found");
-        app.post("sam", &path, &json!({"criteria_version": 2})).await.assert_problem(422, "validation_failed");
+        app.post("sam", &path, &json!({"criteria_version": 2})).await.assert_problem(409, "conflict");
         review(&app, "mia", both["id"].as_str().unwrap(), json!({"decision": "reject", "note": "Align first"})).await;
         let acknowledged = app.post("sam", &path, &json!({"criteria_version": 1})).await;
         assert_eq!(acknowledged.status, 200, "{}", acknowledged.body);
