@@ -1,0 +1,63 @@
+"""Seeds a running Leeway server with a small organisation for contract
+fuzzing and writes the ids the hooks hand to schemathesis.
+
+Usage: seed.py BASE_URL TOKENS_JSON OUT_JSON, where TOKENS_JSON maps the
+subjects admin, mia (manager), sam (member) and fin (finance) to tokens.
+"""
+
+import datetime
+import json
+import sys
+import urllib.request
+
+
+def call(base, token, method, path, body=None):
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(base + path, data=data, method=method)
+    request.add_header("Authorization", "Bearer " + token)
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(request) as response:
+        return json.loads(response.read() or b"null")
+
+
+def main():
+    base, tokens, out = sys.argv[1:4]
+    tokens = json.load(open(tokens))
+    admin = tokens["admin"]
+    usd = lambda amount: {"amount": amount, "currency": "USD"}
+    ops = call(base, admin, "POST", "/v1/teams", {"name": "Ops"})["id"]
+    sales = call(base, admin, "POST", "/v1/teams", {"name": "Sales"})["id"]
+    east = call(base, admin, "POST", "/v1/teams", {"name": "Ops East", "parent_id": ops})["id"]
+    people = {}
+    for subject, role, team in [
+        ("mia", "manager", ops), ("max", "manager", sales), ("sam", "member", ops),
+        ("kim", "member", ops), ("fin", "finance", None),
+    ]:
+        body = {"subject": subject, "name": subject.title(), "role": role}
+        if team:
+            body["team_id"] = team
+        people[subject] = call(base, admin, "POST", "/v1/people", body)["id"]
+    call(base, admin, "PATCH", f"/v1/teams/{ops}", {"manager_id": people["mia"]})
+    call(base, admin, "PATCH", f"/v1/teams/{sales}", {"manager_id": people["max"]})
+    for team in (ops, sales):
+        call(base, admin, "PUT", f"/v1/teams/{team}/policy",
+             {"per_problem_limit": usd("400.00"), "review_sla_hours": 24})
+    problem = call(base, tokens["sam"], "POST", "/v1/problems",
+                   {"title": "Printer", "success_criteria": "Prints again"})["id"]
+    spend = {"merchant": "Acme", "description": "Toner", "spent_on": "2026-11-20"}
+    approved = call(base, tokens["sam"], "POST", f"/v1/problems/{problem}/spends",
+                    {**spend, "amount": usd("100.00")})["id"]
+    pending = call(base, tokens["sam"], "POST", f"/v1/problems/{problem}/spends",
+                   {**spend, "amount": usd("500.00")})["id"]
+    now = datetime.datetime.now(datetime.timezone.utc)
+    delegation = call(base, tokens["mia"], "POST", "/v1/delegations", {
+        "delegate_id": people["max"], "from": now.isoformat(),
+        "until": (now + datetime.timedelta(days=30)).isoformat()})["id"]
+    ids = {"ops": ops, "sales": sales, "ops_east": east, **people, "problem": problem,
+           "approved_spend": approved, "pending_spend": pending, "delegation": delegation}
+    json.dump(ids, open(out, "w"))
+
+
+if __name__ == "__main__":
+    main()
