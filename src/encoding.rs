@@ -1,4 +1,4 @@
-//! Hex encoding, for digests, cursors and generated secrets.
+//! Hex encoding, for digests and generated secrets.
 
 use std::fmt::Write;
 

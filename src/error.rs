@@ -9,8 +9,13 @@
 //! - the caller sends more requests than their allowance → `RateLimited` (429, retry);
 //! - the caller is not who they claim → `Unauthenticated`;
 //! - the object is outside the caller's reach → `NotFound` (never 403: they
-//!   must not learn it exists); visible but not theirs to change → `Forbidden`;
-//! - the request is valid but the state forbids it → the specific 409/422 variant;
+//!   must not learn it exists), and so is an id in a body that names nothing
+//!   the caller can see → `UnknownReference`; visible but not theirs to
+//!   change → `Forbidden`;
+//! - the request is wrong whatever the state (a field breaks a rule) → 422
+//!   `Validation`; it is sound but the current state refuses it (already
+//!   decided, a limit below what is approved, a stale `as_of`) → the specific
+//!   409 variant;
 //! - the database is down or the pool exhausted → `Unavailable` (503, retry);
 //! - anything else → `Internal`: the cause goes to the log with the request
 //!   id, the body says nothing internal.
@@ -65,6 +70,9 @@ pub enum ApiError {
     /// No such object, or none the caller may know of. Holds what was sought.
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// An id in the body names no object the caller may know of: (field, what it names).
+    #[error("{0} names no {1} you can see")]
+    UnknownReference(&'static str, &'static str),
     /// No route answers this path.
     #[error("no route matches this path")]
     RouteNotFound,
@@ -107,6 +115,16 @@ pub enum ApiError {
     /// A uniqueness rule was broken; holds the explanation.
     #[error("{0}")]
     Conflict(String),
+    /// A new limit below what the problem has already approved. The request
+    /// is sound; the problem's state refuses it.
+    #[error("the limit cannot be set below what is already approved ({0})")]
+    LimitBelowApproved(String),
+    /// An export or report asked for an `as_of` the ledger has not safely
+    /// reached yet: (asked, newest safe).
+    #[error(
+        "as_of {0} is newer than the newest safe event sequence, {1}: events up to it may still be committing"
+    )]
+    AsOfAhead(i64, i64),
     /// The team has no policy in force and no explicit limit was given.
     #[error(
         "the team has no policy in force: set one with PUT /v1/teams/{{id}}/policy or give an explicit limit"
@@ -160,7 +178,7 @@ impl ApiError {
             Self::Unauthenticated(_) => "unauthenticated",
             Self::Forbidden(_) => "forbidden",
             Self::SelfReviewForbidden => "self_review_forbidden",
-            Self::NotFound(_) | Self::RouteNotFound => "not_found",
+            Self::NotFound(_) | Self::UnknownReference(..) | Self::RouteNotFound => "not_found",
             Self::MethodNotAllowed(_) => "method_not_allowed",
             Self::MalformedJson(_) => "malformed_json",
             Self::InvalidQuery(_) => "invalid_query",
@@ -174,6 +192,8 @@ impl ApiError {
             Self::ProblemClosed => "problem_closed",
             Self::NotVoidable(_) => "not_voidable",
             Self::Conflict(_) => "conflict",
+            Self::AsOfAhead(..) => "as_of_ahead",
+            Self::LimitBelowApproved(_) => "below_approved",
             Self::NoPolicy => "no_policy",
             Self::IdempotencyKeyReused => "idempotency_key_reused",
             Self::IdempotencyKeyInFlight => "idempotency_key_in_flight",
@@ -207,7 +227,9 @@ impl ResponseError for ApiError {
         match self {
             Self::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) | Self::SelfReviewForbidden => StatusCode::FORBIDDEN,
-            Self::NotFound(_) | Self::RouteNotFound => StatusCode::NOT_FOUND,
+            Self::NotFound(_) | Self::UnknownReference(..) | Self::RouteNotFound => {
+                StatusCode::NOT_FOUND
+            }
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::MalformedJson(_) | Self::InvalidQuery(_) | Self::JsonTooDeep(_) => {
                 StatusCode::BAD_REQUEST
@@ -223,6 +245,8 @@ impl ResponseError for ApiError {
             | Self::NotVoidable(_)
             | Self::ProblemClosed
             | Self::Conflict(_)
+            | Self::AsOfAhead(..)
+            | Self::LimitBelowApproved(_)
             | Self::IdempotencyKeyInFlight => StatusCode::CONFLICT,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

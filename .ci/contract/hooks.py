@@ -2,10 +2,16 @@
 cannot state, so schema-valid requests reach the business logic.
 
 - Ids in paths and in body references name objects seeded by seed.py (a
-  random UUID names nothing, and the server rightly answers 404 or 422).
+  random UUID names nothing, and the server rightly answers 404). PATCHes of
+  people and teams go to scratch objects, so fuzzed roles and parents never
+  undo the organisation the other operations rely on.
+- A spend's date is not in the future, and an approved part is at most the
+  seeded pending spend's amount (rules relative to today and to a stored row).
 - Money in bodies is in the seeded problems' currency (USD) with at most
   its two decimals, and at most 10^13 (the server's largest amount).
 - A delegation window ends after it starts and in the future.
+- Each request carries its own Idempotency-Key, as a correct client's does
+  (the same key with another body is refused by design, answering 422).
 
 Only values that are already schema-valid are changed, and only into other
 schema-valid values, so negative test cases stay negative.
@@ -30,6 +36,12 @@ PATH_IDS = {
     "/v1/delegations/": IDS["delegation"],
 }
 
+# PATCH targets: scratch objects nothing else relies on.
+PATCH_IDS = {
+    "/v1/teams/": IDS["ops_east"],
+    "/v1/people/": IDS["pat"],
+}
+
 # Which seeded object a body field names.
 BODY_IDS = {
     "team_id": IDS["ops"],
@@ -40,9 +52,12 @@ BODY_IDS = {
     "delegator_id": IDS["mia"],
 }
 
+IDEMPOTENCY_KEY = re.compile(r"^[!-~]{1,255}$")
 AMOUNT = re.compile(r"^[0-9]+(\.[0-9]+)?$")
 CURRENCY = re.compile(r"^[A-Z]{3}$")
 LARGEST_AMOUNT = 10**13
+# The seeded pending spend's amount, in cents (seed.py).
+PENDING_SPEND_CENTS = 500_00
 
 
 def is_uuid(value):
@@ -53,7 +68,7 @@ def is_uuid(value):
         return False
 
 
-def fix_money(value):
+def fix_money(value, largest_cents=LARGEST_AMOUNT * 100):
     """A schema-valid MoneyInput, made valid for a USD problem."""
     if not (isinstance(value, dict) and set(value) == {"amount", "currency"}):
         return value
@@ -64,7 +79,7 @@ def fix_money(value):
         return value
     whole, _, fraction = amount.partition(".")
     cents = int(whole or "0") * 100 + int((fraction + "00")[:2])
-    cents = min(max(cents, 1), LARGEST_AMOUNT * 100)
+    cents = min(max(cents, 1), largest_cents)
     return {"amount": f"{cents // 100}.{cents % 100:02d}", "currency": "USD"}
 
 
@@ -75,31 +90,52 @@ def parse_time(text):
         return None
 
 
-@schemathesis.hook
-def map_path_parameters(context, path_parameters):
-    if not path_parameters or "id" not in path_parameters:
-        return path_parameters
-    if not is_uuid(path_parameters["id"]):
-        return path_parameters
-    path = context.operation.path
-    for prefix, seeded in PATH_IDS.items():
-        if path.startswith(prefix):
+def map_path_parameters(method, operation_path, path_parameters):
+    if not isinstance(path_parameters, dict) or not is_uuid(path_parameters.get("id")):
+        return
+    targets = PATCH_IDS if method.upper() == "PATCH" and operation_path.count("/") == 3 else {}
+    for prefix, seeded in {**PATH_IDS, **targets}.items():
+        if operation_path.startswith(prefix):
             path_parameters["id"] = seeded
-    return path_parameters
 
 
-@schemathesis.hook
-def map_body(context, body):
+def map_body(body):
     if not isinstance(body, dict):
-        return body
+        return
     for field, seeded in BODY_IDS.items():
         if is_uuid(body.get(field)):
             body[field] = seeded
     for field, value in list(body.items()):
-        body[field] = fix_money(value)
+        largest = PENDING_SPEND_CENTS if field == "approved_amount" else LARGEST_AMOUNT * 100
+        body[field] = fix_money(value, largest)
+    spent_on = body.get("spent_on")
+    if isinstance(spent_on, str) and re.match(r"^\d{4}-\d{2}-\d{2}$", spent_on):
+        try:
+            if datetime.date.fromisoformat(spent_on) > datetime.date.today():
+                body["spent_on"] = datetime.date.today().isoformat()
+        except ValueError:
+            pass
     start, end = parse_time(body.get("from")), parse_time(body.get("until"))
     if start and end and start.tzinfo and end.tzinfo:
         now = datetime.datetime.now(datetime.timezone.utc)
         body["from"] = now.isoformat()
         body["until"] = (now + datetime.timedelta(days=1)).isoformat()
-    return body
+
+
+# One case hook rather than map_path_parameters/map_body: schemathesis
+# applies case hooks in every phase, the coverage phase included.
+def map_headers(headers):
+    # A case-insensitive mapping, not a dict.
+    if headers is None or not hasattr(headers, "items"):
+        return
+    for name, value in list(headers.items()):
+        if name.lower() == "idempotency-key" and isinstance(value, str) and IDEMPOTENCY_KEY.match(value):
+            headers[name] = str(uuid.uuid4())
+
+
+@schemathesis.hook
+def map_case(context, case):
+    map_path_parameters(context.operation.method, context.operation.path, case.path_parameters)
+    map_body(case.body)
+    map_headers(case.headers)
+    return case

@@ -3,6 +3,9 @@ fuzzing and writes the ids the hooks hand to schemathesis.
 
 Usage: seed.py BASE_URL TOKENS_JSON OUT_JSON, where TOKENS_JSON maps the
 subjects admin, mia (manager), sam (member) and fin (finance) to tokens.
+Pat (a member of Ops East) and Ops East are scratch objects: the admin's
+fuzzed PATCHes land on them, so the roles and teams the other operations rely
+on stay put.
 """
 
 import datetime
@@ -32,7 +35,7 @@ def main():
     people = {}
     for subject, role, team in [
         ("mia", "manager", ops), ("max", "manager", sales), ("sam", "member", ops),
-        ("kim", "member", ops), ("fin", "finance", None),
+        ("kim", "member", ops), ("fin", "finance", None), ("pat", "member", east),
     ]:
         body = {"subject": subject, "name": subject.title(), "role": role}
         if team:

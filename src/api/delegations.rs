@@ -128,6 +128,11 @@ pub async fn create(
                 Some(id) => id,
                 None => caller.person_id.clone(),
             };
+            if delegator_id == caller.person_id && caller.role != Role::Manager {
+                return Err(ApiError::Forbidden(
+                    "only managers have a review queue to hand over".to_owned(),
+                ));
+            }
             require_manager(connection, "delegator_id", &delegator_id)?;
             require_manager(connection, "delegate_id", &delegate_id)?;
             if delegate_id == delegator_id {
@@ -162,15 +167,15 @@ fn require_manager(
     field: &'static str,
     person_id: &str,
 ) -> Result<(), ApiError> {
-    let is_manager = people::find(connection, person_id)?
-        .is_some_and(|person| person.role.parse() == Ok(Role::Manager));
-    if is_manager {
+    let person =
+        people::find(connection, person_id)?.ok_or(ApiError::UnknownReference(field, "person"))?;
+    if person.role.parse() == Ok(Role::Manager) {
         Ok(())
     } else {
         Err(ApiError::field(
             field,
             "not_a_manager",
-            "no manager has this id: review queues pass only between managers",
+            "this person is not a manager: review queues pass only between managers",
         ))
     }
 }

@@ -100,7 +100,7 @@ pub async fn list(
     if query
         .kind
         .as_ref()
-        .is_some_and(|kind| kind.len() > KIND_LENGTH_MAX)
+        .is_some_and(|kind| kind.chars().count() > KIND_LENGTH_MAX)
     {
         return Err(ApiError::InvalidQuery(format!(
             "kind must be at most {KIND_LENGTH_MAX} characters"

@@ -281,17 +281,16 @@ pub fn require_finance(caller: &Caller) -> Result<(), ApiError> {
     }
 }
 
-/// The `as_of` to export at: the one asked for, which must not be newer
-/// than the newest safe one, or that newest safe one.
+/// The `as_of` to export at: the one asked for, or the newest safe one. One
+/// newer than that is a 409: the ledger has not reached it, and an export
+/// that would change on a re-run must not claim a fixed `as_of`.
 pub async fn resolve_as_of(db: &Db, asked: Option<i64>) -> Result<i64, ApiError> {
     let safe = db.read(audit::safe_as_of).await?;
     match asked {
         Some(as_of) if as_of < 0 => Err(ApiError::InvalidQuery(
             "as_of must be an event sequence (0 or more)".to_owned(),
         )),
-        Some(as_of) if as_of > safe => Err(ApiError::InvalidQuery(format!(
-            "as_of {as_of} is newer than the newest safe sequence, {safe}: events up to it may still be committing"
-        ))),
+        Some(as_of) if as_of > safe => Err(ApiError::AsOfAhead(as_of, safe)),
         Some(as_of) => Ok(as_of),
         None => Ok(safe),
     }

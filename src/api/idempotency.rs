@@ -23,11 +23,13 @@ use crate::error::ApiError;
 pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
 /// Header set on a replayed response.
 pub const IDEMPOTENT_REPLAYED_HEADER: &str = "idempotent-replayed";
-/// Longest key accepted, in characters.
+/// Longest key accepted, in characters (quotes included).
 pub const IDEMPOTENCY_KEY_LENGTH_MAX: usize = 255;
 
-/// Reads the key, if sent. The draft sends it as a structured-field string
-/// (`"abc"`); a bare token (`abc`) is accepted too, as most clients send it.
+/// Reads the key, if sent: 1 to [`IDEMPOTENCY_KEY_LENGTH_MAX`] visible ASCII
+/// characters. The draft sends it as a structured-field string (`"abc"`, the
+/// key `abc`); a bare token (`abc`) is accepted too, as most clients send it.
+/// The length counts the quotes, and `""` is the two-character key `""`.
 pub fn idempotency_key(request: &HttpRequest) -> Result<Option<String>, ApiError> {
     let Some(value) = request.headers().get(IDEMPOTENCY_KEY_HEADER) else {
         return Ok(None);
@@ -42,16 +44,17 @@ pub fn idempotency_key(request: &HttpRequest) -> Result<Option<String>, ApiError
         )
     };
     let text = value.to_str().map_err(|_| refuse())?.trim();
-    let key = text
-        .strip_prefix('"')
-        .and_then(|rest| rest.strip_suffix('"'))
-        .unwrap_or(text);
-    if key.is_empty()
-        || key.len() > IDEMPOTENCY_KEY_LENGTH_MAX
-        || !key.bytes().all(|byte| byte.is_ascii_graphic())
+    if text.is_empty()
+        || text.len() > IDEMPOTENCY_KEY_LENGTH_MAX
+        || !text.bytes().all(|byte| byte.is_ascii_graphic())
     {
         return Err(refuse());
     }
+    let key = text
+        .strip_prefix('"')
+        .and_then(|rest| rest.strip_suffix('"'))
+        .filter(|inner| !inner.is_empty())
+        .unwrap_or(text);
     Ok(Some(key.to_owned()))
 }
 
@@ -134,6 +137,44 @@ where
                 tracing::warn!(%release_error, "could not release an idempotency key; it expires on its own");
             }
             Err(error)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::test::TestRequest;
+
+    use super::*;
+
+    fn read(value: &str) -> Result<Option<String>, ApiError> {
+        idempotency_key(
+            &TestRequest::default()
+                .insert_header((IDEMPOTENCY_KEY_HEADER, value))
+                .to_http_request(),
+        )
+    }
+
+    #[test]
+    fn keys_are_read_bare_or_quoted() {
+        assert_eq!(read("abc").unwrap().as_deref(), Some("abc"));
+        assert_eq!(read("\"abc\"").unwrap().as_deref(), Some("abc"));
+        assert_eq!(read("\"\"").unwrap().as_deref(), Some("\"\""));
+        let longest = "k".repeat(IDEMPOTENCY_KEY_LENGTH_MAX);
+        assert_eq!(read(&longest).unwrap(), Some(longest));
+        assert!(
+            idempotency_key(&TestRequest::default().to_http_request())
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn malformed_keys_are_refused() {
+        let too_long = "k".repeat(IDEMPOTENCY_KEY_LENGTH_MAX + 1);
+        let quoted_too_long = format!("\"{}\"", "k".repeat(IDEMPOTENCY_KEY_LENGTH_MAX - 1));
+        for value in ["", "a b", "é", too_long.as_str(), quoted_too_long.as_str()] {
+            assert!(read(value).is_err(), "{value:?}");
         }
     }
 }

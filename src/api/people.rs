@@ -87,9 +87,9 @@ fn check_role(checks: &mut Checks, role: &str) -> Option<Role> {
     parsed
 }
 
-fn check_email(checks: &mut Checks, email: Option<&str>) -> Option<String> {
-    let email = checks.optional_text("email", email, EMAIL_LENGTH_MAX)?;
-    if !email.contains('@') || email.contains(char::is_whitespace) {
+fn check_email(checks: &mut Checks, sent: Option<&str>) -> Option<String> {
+    let email = checks.optional_text("email", sent, EMAIL_LENGTH_MAX)?;
+    if !email.contains('@') || sent.is_some_and(|sent| sent.contains(char::is_whitespace)) {
         checks.refuse(
             "email",
             "invalid_email",
@@ -106,7 +106,7 @@ fn check_team(
     team_id: Option<&str>,
 ) -> Result<Option<String>, ApiError> {
     let Some(team_id) = team_id else {
-        return if matches!(role, Role::Member | Role::Manager) {
+        return if role.needs_team() {
             Err(ApiError::field(
                 "team_id",
                 "required",
@@ -116,9 +116,9 @@ fn check_team(
             Ok(None)
         };
     };
-    let refuse = || ApiError::field("team_id", "invalid_team", "no team has this id");
-    let team_id = parse_id(team_id, "team").map_err(|_| refuse())?;
-    teams::find(connection, &team_id)?.ok_or_else(refuse)?;
+    let team_id = parse_id(team_id, "team")
+        .map_err(|_| ApiError::field("team_id", "invalid_team", "team_id must be a team's id"))?;
+    teams::find(connection, &team_id)?.ok_or(ApiError::UnknownReference("team_id", "team"))?;
     Ok(Some(team_id))
 }
 
@@ -208,7 +208,9 @@ pub async fn create(
 }
 
 /// Whether the caller may see this person.
-fn may_see(caller: &Caller, person: &PersonRow) -> bool {
+/// Whether the caller may know of this person: themselves, people in the
+/// teams they manage, or anyone for finance and admins.
+pub(crate) fn may_see(caller: &Caller, person: &PersonRow) -> bool {
     caller.reads_everything()
         || person.id == caller.person_id
         || person
@@ -292,6 +294,11 @@ pub async fn update(
             if let Some(email) = email {
                 person.email = email;
             }
+            // Both given and contradictory is a bad request (422, in
+            // check_team); one given that contradicts the stored other is a
+            // conflict with the person's state.
+            let contradicts_state =
+                !(matches!(role, Some(Some(_))) && matches!(body.team_id, Some(None)));
             let role = match role.flatten() {
                 Some(role) => role,
                 None => person
@@ -303,6 +310,12 @@ pub async fn update(
                 Some(team_id) => team_id,
                 None => person.team_id.clone(),
             };
+            if contradicts_state && team_id.is_none() && role.needs_team() {
+                return Err(ApiError::Conflict(format!(
+                    "a {} belongs to a team and this person would have none: give a team_id",
+                    role.as_str()
+                )));
+            }
             person.team_id = check_team(connection, role, team_id.as_deref())?;
             role.as_str().clone_into(&mut person.role);
             person.updated_at = now();

@@ -6,7 +6,8 @@ use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
 use super::types::{
-    Body, Checks, ListJson, MoneyInput, MoneyJson, PageQuery, page_request, parse_id, stored_money,
+    Body, Checks, ListJson, MoneyInput, MoneyJson, PageQuery, parse_id, stored_money,
+    version_page_request, whole_number,
 };
 use crate::app::AppState;
 use crate::db::events::{self, Subject};
@@ -64,6 +65,7 @@ impl PolicyJson {
 #[serde(deny_unknown_fields)]
 pub struct PutPolicy {
     per_problem_limit: MoneyInput,
+    #[serde(deserialize_with = "whole_number")]
     review_sla_hours: i32,
     /// The largest overrun a manager of the team may approve alone.
     #[serde(default)]
@@ -213,7 +215,7 @@ pub async fn versions(
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let team_id = parse_id(&path, "team")?;
-    let page = page_request(query.limit, query.after.as_deref())?;
+    let page = version_page_request(query.limit, query.after.as_deref())?;
     let rows = state
         .db
         .read(move |connection| {

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::idempotency::{self, Idempotent};
 use super::types::{
     Body, Checks, ListJson, MoneyInput, MoneyJson, PageQuery, TEXT_LENGTH_MAX, TITLE_LENGTH_MAX,
-    page_request, parse_id, stored_money,
+    page_request, parse_id, stored_money, version_page_request, whole_number,
 };
 use crate::app::AppState;
 use crate::db::events::{self, Subject};
@@ -220,22 +220,15 @@ fn open(
 ) -> Result<ProblemJson, ApiError> {
     let owner_id = new.owner_id.unwrap_or_else(|| caller.person_id.clone());
     let owner = people::find(connection, &owner_id)?
-        .filter(|owner| {
-            owner.id == caller.person_id
-                || caller.reads_everything()
-                || owner
-                    .team_id
-                    .as_deref()
-                    .is_some_and(|team| caller.manages_team(team))
-        })
-        .ok_or_else(|| {
-            ApiError::field(
-                "owner_id",
-                "invalid_owner",
-                "no person you can open problems for has this id",
-            )
-        })?;
-    if !matches!(owner.role.parse(), Ok(Role::Member | Role::Manager)) {
+        .filter(|owner| super::people::may_see(caller, owner))
+        .ok_or(ApiError::UnknownReference("owner_id", "person"))?;
+    let owns_problems = matches!(owner.role.parse(), Ok(Role::Member | Role::Manager));
+    if !owns_problems && owner.id == caller.person_id {
+        return Err(ApiError::Forbidden(
+            "finance and admins own no problems: name a member or manager as owner_id".to_owned(),
+        ));
+    }
+    if !owns_problems {
         return Err(ApiError::field(
             "owner_id",
             "invalid_owner",
@@ -253,11 +246,7 @@ fn open(
             )
         })?;
     if teams::find(connection, &team_id)?.is_none() {
-        return Err(ApiError::field(
-            "team_id",
-            "invalid_team",
-            "no team has this id",
-        ));
+        return Err(ApiError::UnknownReference("team_id", "team"));
     }
     if !caller.may_open_problem(&team_id, &owner.id, owner.team_id.as_deref()) {
         return Err(ApiError::Forbidden(
@@ -588,11 +577,9 @@ pub fn change_limit(
                 "the limit changed concurrently: read the problem and retry".to_owned(),
             ));
         }
-        return Err(ApiError::field(
-            "limit",
-            "below_approved",
-            "the limit cannot be set below what is already approved",
-        ));
+        let approved =
+            Money::from_minor(current.approved_minor, stored_currency(&current.currency)?);
+        return Err(ApiError::LimitBelowApproved(approved.to_string()));
     }
     let change = LimitChangeRow {
         problem_id: problem.id.clone(),
@@ -676,7 +663,7 @@ pub async fn limit_changes(
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&path, "problem")?;
-    let page = page_request(query.limit, query.after.as_deref())?;
+    let page = version_page_request(query.limit, query.after.as_deref())?;
     let (rows, currency) = state
         .db
         .read(move |connection| {
@@ -697,6 +684,7 @@ pub async fn limit_changes(
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AcknowledgeBody {
+    #[serde(deserialize_with = "whole_number")]
     criteria_version: i32,
 }
 

@@ -8,7 +8,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
 use super::exports::{csv_line, parse_date, require_finance, stream_pages, team_filter};
-use super::types::{ListJson, MoneyJson, PAGE_SIZE_DEFAULT, page_request, stored_money};
+use super::types::{ListJson, MoneyJson, PAGE_SIZE_DEFAULT, group_page_request, stored_money};
 use crate::app::AppState;
 use crate::db::reports::{self, GroupBy, REPORT_PAGE_SIZE_MAX, ReportFilter, ReportRow};
 use crate::db::{Page, PageRequest};
@@ -206,7 +206,7 @@ pub async fn summary(
             .content_type("text/csv; charset=utf-8; header=present")
             .streaming(body));
     }
-    let PageRequest { limit, after } = page_request(
+    let PageRequest { limit, after } = group_page_request(
         query.limit.or(Some(PAGE_SIZE_DEFAULT)),
         query.after.as_deref(),
     )?;

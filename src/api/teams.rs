@@ -80,7 +80,8 @@ fn check_manager(connection: &mut DbConnection, manager_id: &str) -> Result<(), 
     let refuse = |message: &str| ApiError::field("manager_id", "invalid_manager", message);
     let id =
         parse_id(manager_id, "person").map_err(|_| refuse("manager_id must be a person's id"))?;
-    let person = people::find(connection, &id)?.ok_or_else(|| refuse("no person has this id"))?;
+    let person =
+        people::find(connection, &id)?.ok_or(ApiError::UnknownReference("manager_id", "person"))?;
     if person.role == Role::Manager.as_str() {
         Ok(())
     } else {
@@ -99,7 +100,7 @@ fn check_parent(
     let parent_id =
         parse_id(parent_id, "team").map_err(|_| refuse("parent_id must be a team's id"))?;
     if teams::find(connection, &parent_id)?.is_none() {
-        return Err(refuse("no team has this id"));
+        return Err(ApiError::UnknownReference("parent_id", "team"));
     }
     let chain = teams::chain_upwards(connection, &parent_id)?;
     if chain.iter().any(|id| id == team_id) {

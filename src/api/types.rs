@@ -34,8 +34,11 @@ pub const URL_LENGTH_MAX: usize = 2_048;
 pub const SUBJECT_LENGTH_MAX: usize = 255;
 /// Longest email, in characters (RFC 5321).
 pub const EMAIL_LENGTH_MAX: usize = 254;
-/// Prefix that versions the cursor format.
-const CURSOR_VERSION: &str = "v1:";
+
+/// Length of a UUID in its hyphenated form, the only form ids are written in.
+const HYPHENATED_UUID_LENGTH: usize = 36;
+/// Most digits of a version cursor (versions stay far below a billion).
+const VERSION_CURSOR_DIGITS_MAX: usize = 9;
 
 /// A request body: one JSON object parsed into `T`. Unlike `web::Json`, it
 /// refuses a JSON array, from which serde would fill a struct's fields by
@@ -149,7 +152,7 @@ impl<T> ListJson<T> {
         page: Page<R>,
         convert: impl FnMut(R) -> Result<T, ApiError>,
     ) -> Result<Self, ApiError> {
-        let next_cursor = page.next_after.as_deref().map(encode_cursor);
+        let next_cursor = page.next_after;
         let items = page
             .items
             .into_iter()
@@ -169,45 +172,94 @@ pub struct PageQuery {
     pub after: Option<String>,
 }
 
-/// Turns `?limit=&after=` into a bounded page request.
+/// Turns `?limit=&after=` into a bounded page request, for lists in id
+/// order: the cursor is the id of the last item already read. Any id is a
+/// valid position (the page starts after it), so a client may also resume
+/// from an id it kept; anything that is not an id is refused.
 pub fn page_request(limit: Option<i64>, after: Option<&str>) -> Result<PageRequest, ApiError> {
+    let after = after
+        .map(|cursor| {
+            uuid::Uuid::parse_str(cursor)
+                .ok()
+                .filter(|_| cursor.len() == HYPHENATED_UUID_LENGTH)
+                .map(|id| id.hyphenated().to_string())
+                .ok_or_else(|| invalid_cursor("the id of an item"))
+        })
+        .transpose()?;
+    bounded_page(limit, after)
+}
+
+/// Like [`page_request`], for lists in version order: the cursor is the last
+/// version already read, a whole number.
+pub fn version_page_request(
+    limit: Option<i64>,
+    after: Option<&str>,
+) -> Result<PageRequest, ApiError> {
+    let after = after
+        .map(|cursor| {
+            let digits = (1..=VERSION_CURSOR_DIGITS_MAX).contains(&cursor.len())
+                && cursor.bytes().all(|b| b.is_ascii_digit());
+            digits
+                .then(|| cursor.parse::<i32>().ok())
+                .flatten()
+                .map(|version| version.to_string())
+                .ok_or_else(|| invalid_cursor("a version number"))
+        })
+        .transpose()?;
+    bounded_page(limit, after)
+}
+
+/// Like [`page_request`], for report groups: the cursor is the last group's
+/// key, `GROUP_ID|YYYY-MM|CURRENCY` (`group_id`, `period` and `currency` of
+/// the item, joined by `|`).
+pub fn group_page_request(
+    limit: Option<i64>,
+    after: Option<&str>,
+) -> Result<PageRequest, ApiError> {
+    let after = after
+        .map(|cursor| {
+            is_group_key(cursor)
+                .then(|| cursor.to_owned())
+                .ok_or_else(|| invalid_cursor("a group key GROUP_ID|YYYY-MM|CURRENCY"))
+        })
+        .transpose()?;
+    bounded_page(limit, after)
+}
+
+fn bounded_page(limit: Option<i64>, after: Option<String>) -> Result<PageRequest, ApiError> {
     let limit = limit.unwrap_or(PAGE_SIZE_DEFAULT);
     if !(1..=PAGE_SIZE_MAX).contains(&limit) {
         return Err(ApiError::InvalidQuery(format!(
             "limit must be between 1 and {PAGE_SIZE_MAX}"
         )));
     }
-    let after = after.map(decode_cursor).transpose()?;
     Ok(PageRequest { limit, after })
 }
 
-/// Cursors are opaque to clients: the sort key, versioned and hex-encoded.
-fn encode_cursor(key: &str) -> String {
-    crate::encoding::hex(format!("{CURSOR_VERSION}{key}").as_bytes())
+fn invalid_cursor(expected: &str) -> ApiError {
+    ApiError::InvalidQuery(format!(
+        "after must be {expected}: pass next_cursor from a previous page"
+    ))
 }
 
-fn decode_cursor(cursor: &str) -> Result<String, ApiError> {
-    let invalid = || {
-        ApiError::InvalidQuery(
-            "the cursor is not valid: pass next_cursor from a previous page".to_owned(),
-        )
+/// `GROUP_ID|YYYY-MM|CURRENCY`, with the id as a lowercase hyphenated UUID.
+fn is_group_key(cursor: &str) -> bool {
+    let mut parts = cursor.split('|');
+    let (Some(id), Some(period), Some(currency), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return false;
     };
-    if cursor.len() % 2 != 0 || cursor.len() > 256 {
-        return Err(invalid());
-    }
-    let bytes = (0..cursor.len())
-        .step_by(2)
-        .map(|index| {
-            cursor
-                .get(index..index + 2)
-                .and_then(|pair| u8::from_str_radix(pair, 16).ok())
-        })
-        .collect::<Option<Vec<u8>>>()
-        .ok_or_else(invalid)?;
-    let text = String::from_utf8(bytes).map_err(|_| invalid())?;
-    text.strip_prefix(CURSOR_VERSION)
-        .map(str::to_owned)
-        .ok_or_else(invalid)
+    let id_ok = uuid::Uuid::parse_str(id).is_ok_and(|uuid| uuid.hyphenated().to_string() == id);
+    let period = period.as_bytes();
+    let period_ok = period.len() == 7
+        && period[4] == b'-'
+        && period
+            .iter()
+            .enumerate()
+            .all(|(index, byte)| index == 4 || byte.is_ascii_digit());
+    let currency_ok = currency.len() == 3 && currency.bytes().all(|b| b.is_ascii_uppercase());
+    id_ok && period_ok && currency_ok
 }
 
 /// Money read back from the database. The currency was checked when it was
@@ -223,6 +275,31 @@ pub fn parse_id(text: &str, what: &'static str) -> Result<String, ApiError> {
     uuid::Uuid::parse_str(text)
         .map(|id| id.hyphenated().to_string())
         .map_err(|_| ApiError::NotFound(what))
+}
+
+/// For integer body fields. JSON Schema counts `24.0` as the integer 24, so
+/// the server does too; a fraction, or a number outside `i32`, is refused.
+pub fn whole_number<'de, D>(deserializer: D) -> Result<i32, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    let number = serde_json::Number::deserialize(deserializer)?;
+    let whole = match number.as_i64() {
+        Some(integer) => i32::try_from(integer).ok(),
+        None => number
+            .as_f64()
+            .filter(|float| {
+                float.fract() == 0.0 && (f64::from(i32::MIN)..=f64::from(i32::MAX)).contains(float)
+            })
+            .and_then(|float| format!("{float:.0}").parse().ok()),
+    };
+    whole.ok_or_else(|| {
+        serde::de::Error::custom(format!(
+            "{number} is not a whole number between {} and {}",
+            i32::MIN,
+            i32::MAX
+        ))
+    })
 }
 
 /// For PATCH bodies: tells an absent field (`None`) from an explicit null
@@ -251,18 +328,19 @@ impl Checks {
         });
     }
 
-    /// A required text: trimmed, not empty, at most `max` characters.
-    pub fn text(&mut self, field: &str, value: &str, max: usize) -> String {
-        let value = value.trim();
+    /// A required text: at most `max` characters as sent, not blank, no
+    /// control characters but tab, CR and LF; kept trimmed.
+    pub fn text(&mut self, field: &str, sent: &str, max: usize) -> String {
+        let value = sent.trim();
         if value.is_empty() {
             self.refuse(field, "required", format!("{field} must not be empty"));
-        } else if value.chars().count() > max {
+        } else if sent.chars().count() > max {
             self.refuse(
                 field,
                 "too_long",
                 format!("{field} must be at most {max} characters"),
             );
-        } else if value
+        } else if sent
             .chars()
             .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
         {
@@ -329,14 +407,76 @@ mod tests {
     use super::*;
 
     #[test]
-    fn cursors_round_trip_and_garbage_is_refused() {
-        let cursor = encode_cursor("0190f2a0-0000-7000-8000-000000000000");
+    fn id_cursors_are_ids_and_garbage_is_refused() {
+        let id = "0190f2a0-0000-7000-8000-000000000000";
+        let page = page_request(None, Some(&id.to_uppercase())).unwrap();
+        assert_eq!(page.after.as_deref(), Some(id));
+        for garbage in [
+            "",
+            "zz",
+            "0190f2a0",
+            "0190f2a000007000800000000000000",
+            "{0190f2a0-0000-7000-8000-000000000000}",
+        ] {
+            assert!(page_request(None, Some(garbage)).is_err(), "{garbage}");
+        }
+    }
+
+    #[test]
+    fn version_cursors_are_whole_numbers() {
+        let page = version_page_request(None, Some("7")).unwrap();
+        assert_eq!(page.after.as_deref(), Some("7"));
+        for garbage in ["", "-1", "+1", "1.5", "x", "1234567890"] {
+            assert!(
+                version_page_request(None, Some(garbage)).is_err(),
+                "{garbage}"
+            );
+        }
+    }
+
+    #[test]
+    fn group_cursors_are_group_keys() {
+        let key = "0190f2a0-0000-7000-8000-000000000000|2026-11|USD";
         assert_eq!(
-            decode_cursor(&cursor).unwrap(),
-            "0190f2a0-0000-7000-8000-000000000000"
+            group_page_request(None, Some(key))
+                .unwrap()
+                .after
+                .as_deref(),
+            Some(key)
         );
-        for garbage in ["zz", "abc", "00", &encode_cursor("x")[6..]] {
-            assert!(decode_cursor(garbage).is_err(), "{garbage}");
+        for garbage in [
+            "",
+            "0190f2a0-0000-7000-8000-000000000000|2026-11",
+            "0190F2A0-0000-7000-8000-000000000000|2026-11|USD",
+            "0190f2a0-0000-7000-8000-000000000000|2026-1x|USD",
+            "0190f2a0-0000-7000-8000-000000000000|2026-11|usd",
+            "0190f2a0-0000-7000-8000-000000000000|2026-11|USD|",
+        ] {
+            assert!(
+                group_page_request(None, Some(garbage)).is_err(),
+                "{garbage}"
+            );
+        }
+    }
+
+    #[test]
+    fn whole_numbers_may_be_written_with_a_zero_fraction() {
+        let read = |json: &str| {
+            whole_number(&mut serde_json::Deserializer::from_str(json)).map_err(|e| e.to_string())
+        };
+        assert_eq!(read("24"), Ok(24));
+        assert_eq!(read("24.0"), Ok(24));
+        assert_eq!(read("2.4e1"), Ok(24));
+        assert_eq!(read("-3"), Ok(-3));
+        for refused in [
+            "24.5",
+            "2147483648",
+            "-2147483649",
+            "1e300",
+            "\"24\"",
+            "null",
+        ] {
+            assert!(read(refused).is_err(), "{refused}");
         }
     }
 

@@ -32,6 +32,13 @@ impl Role {
             Self::Admin => "admin",
         }
     }
+
+    /// Members and managers belong to a team (and own problems there);
+    /// finance and admins stand outside the tree.
+    #[must_use]
+    pub fn needs_team(self) -> bool {
+        matches!(self, Self::Member | Self::Manager)
+    }
 }
 
 impl FromStr for Role {

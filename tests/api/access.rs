@@ -27,7 +27,8 @@ backend_tests! {
         assert_eq!(ids(&app.get("sam", "/v1/spends").await.body), Vec::<String>::new());
         // Members open problems only for themselves, in their own team.
         let for_kim = json!({"title": "T", "success_criteria": "S", "owner_id": org.kim});
-        app.post("sam", "/v1/problems", &for_kim).await.assert_problem(422, "validation_failed");
+        // Sam cannot see Kim, so her id names nobody for him.
+        app.post("sam", "/v1/problems", &for_kim).await.assert_problem(404, "not_found");
         let elsewhere = json!({"title": "T", "success_criteria": "S", "team_id": org.sales});
         app.post("sam", "/v1/problems", &elsewhere).await.assert_problem(403, "forbidden");
         app.get("sam", &format!("/v1/people/{}", org.kim)).await.assert_problem(404, "not_found");
@@ -46,7 +47,7 @@ backend_tests! {
         assert_eq!(opened.status, 201, "{}", opened.body);
         assert_eq!(opened.body["owner_id"], org.eve);
         let for_lou = json!({"title": "X", "success_criteria": "Y", "owner_id": org.lou});
-        app.post("mia", "/v1/problems", &for_lou).await.assert_problem(422, "validation_failed");
+        app.post("mia", "/v1/problems", &for_lou).await.assert_problem(404, "not_found");
         let people = ids(&app.get("mia", "/v1/people").await.body);
         assert!(people.contains(&org.eve) && people.contains(&org.sam) && !people.contains(&org.lou));
     }
@@ -62,7 +63,7 @@ backend_tests! {
         app.post("fin", &format!("/v1/spends/{spend}/review"), &json!({"decision": "approve"})).await.assert_problem(403, "forbidden");
         app.post("fin", &format!("/v1/problems/{problem}/close"), &json!({})).await.assert_problem(403, "forbidden");
         app.patch("fin", &format!("/v1/problems/{problem}"), &json!({"title": "Mine"})).await.assert_problem(403, "forbidden");
-        app.post("fin", "/v1/problems", &json!({"title": "T", "success_criteria": "S", "team_id": org.ops})).await.assert_problem(422, "validation_failed");
+        app.post("fin", "/v1/problems", &json!({"title": "T", "success_criteria": "S", "team_id": org.ops})).await.assert_problem(403, "forbidden");
         let policy = json!({"per_problem_limit": {"amount": "1.00", "currency": "USD"}, "review_sla_hours": 1});
         app.put("fin", &format!("/v1/teams/{}/policy", org.ops), &policy).await.assert_problem(403, "forbidden");
         let after = app.get("fin", &format!("/v1/problems/{problem}")).await.body;

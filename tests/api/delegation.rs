@@ -211,7 +211,7 @@ backend_tests! {
         assert_eq!(app.get("sam", &format!("/v1/problems/{problem}")).await.body["limit"], usd("400.00"));
         // Raising a budget takes the same authority; nobody sets the budget of their own problem.
         let path = format!("/v1/problems/{problem}");
-        app.patch("mia", &path, &json!({"limit": usd("450.00"), "limit_reason": "Below what is approved"})).await.assert_problem(422, "validation_failed");
+        app.patch("mia", &path, &json!({"limit": usd("450.00"), "limit_reason": "Below what is approved"})).await.assert_problem(409, "below_approved");
         app.patch("mia", &path, &json!({"limit": usd("600.00"), "limit_reason": "More"})).await.assert_problem(403, "forbidden");
         assert_eq!(app.patch("ceo", &path, &json!({"limit": usd("600.00"), "limit_reason": "More"})).await.status, 200);
         let mias = app.post("mia", "/v1/problems", &json!({"title": "Mia's", "success_criteria": "Done"})).await.id();
@@ -302,7 +302,7 @@ backend_tests! {
         assert_eq!(shown["remaining"], usd("100.00"));
         assert_eq!(shown["limit_version"], 2);
         let lowered = app.patch("mia", &format!("/v1/problems/{problem}"), &json!({"limit": usd("450.00"), "limit_reason": "Cut"})).await;
-        lowered.assert_problem(422, "validation_failed");
+        lowered.assert_problem(409, "below_approved");
         let lowered = app.patch("mia", &format!("/v1/problems/{problem}"), &json!({"limit": usd("500.00"), "limit_reason": "Back to plan"})).await;
         assert_eq!(lowered.body["limit_version"], 3, "{}", lowered.body);
         let changes = app.get("sam", &format!("/v1/problems/{problem}/limit-changes")).await;
@@ -423,7 +423,7 @@ backend_tests! {
         let now = chrono::Utc::now();
         let window = |from: TimeDelta, until: TimeDelta| json!({"delegate_id": max, "from": (now + from).to_rfc3339(), "until": (now + until).to_rfc3339(), "note": "Vacation"});
         app.post("mia", "/v1/delegations", &json!({"delegate_id": org.sam, "from": now.to_rfc3339(), "until": (now + TimeDelta::hours(1)).to_rfc3339()})).await.assert_problem(422, "validation_failed");
-        app.post("sam", "/v1/delegations", &window(TimeDelta::zero(), TimeDelta::hours(1))).await.assert_problem(422, "validation_failed");
+        app.post("sam", "/v1/delegations", &window(TimeDelta::zero(), TimeDelta::hours(1))).await.assert_problem(403, "forbidden");
         app.post("mia", "/v1/delegations", &window(TimeDelta::hours(2), TimeDelta::hours(1))).await.assert_problem(422, "validation_failed");
         app.post("max", "/v1/delegations", &json!({"delegate_id": max, "delegator_id": org.mia, "from": now.to_rfc3339(), "until": (now + TimeDelta::hours(1)).to_rfc3339()})).await.assert_problem(403, "forbidden");
         // Not yet in force: Max cannot see or decide Mia's reviews.

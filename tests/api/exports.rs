@@ -271,7 +271,7 @@ backend_tests! {
 
         app.get("fin", "/v1/exports/spends.csv?from=yesterday").await.assert_problem(400, "invalid_query");
         app.get("fin", "/v1/exports/spends.csv?status=lost").await.assert_problem(400, "invalid_query");
-        app.get("fin", "/v1/exports/spends.csv?as_of=999999999").await.assert_problem(400, "invalid_query");
+        app.get("fin", "/v1/exports/spends.csv?as_of=999999999").await.assert_problem(409, "as_of_ahead");
         app.get("fin", "/v1/exports/spends.csv?as_of=-1").await.assert_problem(400, "invalid_query");
         app.get("fin", "/v1/exports/spends.csv?colour=red").await.assert_problem(400, "invalid_query");
         app.get("fin", "/v1/exports/events.jsonl?status=approved").await.assert_problem(400, "invalid_query");

@@ -121,7 +121,7 @@ backend_tests! {
         assert!(writes >= 12, "every write route was tried");
         // Finance has no review queue of its own to hand over either.
         let own = app.post("fin", "/v1/delegations", &delegation_body(&ids.manager)).await;
-        own.assert_problem(422, "validation_failed");
+        own.assert_problem(403, "forbidden");
         let verify_after = app.get("fin", "/v1/audit/verify").await.body;
         assert_eq!(verify_after["events_checked"], verify_before["events_checked"], "no event was written");
         assert_eq!(verify_after["ok"], true);

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeSet;
 
+use leeway::error::ApiError;
 use reqwest::Method;
 use serde_json::Value;
 
@@ -82,4 +83,86 @@ backend_tests! {
             assert_ne!(response.status, 405, "{method} {path}");
         }
     }
+}
+
+/// One error of each kind the server can answer.
+fn every_error() -> Vec<ApiError> {
+    let errors = vec![
+        ApiError::Unauthenticated(String::new()),
+        ApiError::Forbidden(String::new()),
+        ApiError::SelfReviewForbidden,
+        ApiError::NotFound("thing"),
+        ApiError::UnknownReference("thing_id", "thing"),
+        ApiError::RouteNotFound,
+        ApiError::MethodNotAllowed(String::new()),
+        ApiError::MalformedJson(String::new()),
+        ApiError::InvalidQuery(String::new()),
+        ApiError::UnsupportedMediaType,
+        ApiError::PayloadTooLarge(1),
+        ApiError::JsonTooDeep(1),
+        ApiError::RequestTimeout(std::time::Duration::from_secs(1)),
+        ApiError::RateLimited(1),
+        ApiError::Validation(Vec::new()),
+        ApiError::AlreadyDecided,
+        ApiError::NotVoidable(String::new()),
+        ApiError::ProblemClosed,
+        ApiError::Conflict(String::new()),
+        ApiError::AsOfAhead(2, 1),
+        ApiError::LimitBelowApproved(String::new()),
+        ApiError::NoPolicy,
+        ApiError::IdempotencyKeyReused,
+        ApiError::IdempotencyKeyInFlight,
+        ApiError::Unavailable(String::new()),
+        ApiError::Internal(String::new()),
+    ];
+    // A new variant fails to compile here until it is listed above too.
+    for error in &errors {
+        match error {
+            ApiError::Unauthenticated(_)
+            | ApiError::Forbidden(_)
+            | ApiError::SelfReviewForbidden
+            | ApiError::NotFound(_)
+            | ApiError::UnknownReference(..)
+            | ApiError::RouteNotFound
+            | ApiError::MethodNotAllowed(_)
+            | ApiError::MalformedJson(_)
+            | ApiError::InvalidQuery(_)
+            | ApiError::UnsupportedMediaType
+            | ApiError::PayloadTooLarge(_)
+            | ApiError::JsonTooDeep(_)
+            | ApiError::RequestTimeout(_)
+            | ApiError::RateLimited(_)
+            | ApiError::Validation(_)
+            | ApiError::AlreadyDecided
+            | ApiError::NotVoidable(_)
+            | ApiError::ProblemClosed
+            | ApiError::Conflict(_)
+            | ApiError::AsOfAhead(..)
+            | ApiError::LimitBelowApproved(_)
+            | ApiError::NoPolicy
+            | ApiError::IdempotencyKeyReused
+            | ApiError::IdempotencyKeyInFlight
+            | ApiError::Unavailable(_)
+            | ApiError::Internal(_) => {}
+        }
+    }
+    errors
+}
+
+#[test]
+fn the_spec_lists_every_error_code_the_server_answers() {
+    let spec = spec();
+    let documented: BTreeSet<&str> = spec["components"]["schemas"]["ErrorCode"]["enum"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|code| code.as_str().unwrap())
+        .collect();
+    let answered: BTreeSet<&str> = every_error().iter().map(ApiError::code).collect();
+    let missing: Vec<_> = answered.difference(&documented).collect();
+    let extra: Vec<_> = documented.difference(&answered).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "not in ErrorCode: {missing:?}; never answered: {extra:?}"
+    );
 }

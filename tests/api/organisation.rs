@@ -65,6 +65,63 @@ backend_tests! {
         app.patch("admin", &format!("/v1/teams/{}", org.sales), &json!({"manager_id": org.sam})).await.assert_problem(422, "validation_failed");
     }
 
+    async fn an_id_in_a_body_that_names_nothing_answers_404_and_changes_nothing(app: TestApp) {
+        let org = app.org().await;
+        let nobody = "0190f2a0-0000-7000-8000-000000000000";
+        let events_before = app.get("admin", "/v1/audit/verify").await.body["events_checked"].clone();
+        let cases = [
+            ("post", "/v1/teams".to_owned(), json!({"name": "Orphan", "parent_id": nobody})),
+            ("patch", format!("/v1/teams/{}", org.sales), json!({"manager_id": nobody})),
+            ("post", "/v1/people".to_owned(), json!({"subject": "nat", "name": "Nat", "role": "member", "team_id": nobody})),
+            ("patch", format!("/v1/people/{}", org.kim), json!({"team_id": nobody})),
+            ("post", "/v1/problems".to_owned(), json!({"title": "T", "success_criteria": "S", "owner_id": nobody})),
+        ];
+        for (method, path, body) in cases {
+            let response = if method == "post" { app.post("admin", &path, &body).await } else { app.patch("admin", &path, &body).await };
+            response.assert_problem(404, "not_found");
+            assert!(response.body["detail"].as_str().unwrap().contains("_id names no"), "{}", response.body);
+        }
+        let opened = app.post("mia", "/v1/problems", &json!({"title": "T", "success_criteria": "S", "team_id": nobody})).await;
+        opened.assert_problem(404, "not_found");
+        let now = chrono::Utc::now();
+        let window = json!({"delegate_id": nobody, "from": now.to_rfc3339(), "until": (now + chrono::TimeDelta::days(1)).to_rfc3339()});
+        app.post("mia", "/v1/delegations", &window).await.assert_problem(404, "not_found");
+        assert_eq!(app.get("admin", "/v1/audit/verify").await.body["events_checked"], events_before, "nothing was written");
+    }
+
+    async fn a_member_or_manager_always_has_a_team(app: TestApp) {
+        let org = app.org().await;
+        let path = format!("/v1/people/{}", org.kim);
+        // Both fields given and contradictory: the request itself is wrong.
+        let contradictory = app.patch("admin", &path, &json!({"role": "manager", "team_id": null})).await;
+        contradictory.assert_problem(422, "validation_failed");
+        // One field that would contradict what is stored: a conflict.
+        app.patch("admin", &path, &json!({"team_id": null})).await.assert_problem(409, "conflict");
+        let to_finance = app.patch("admin", &path, &json!({"role": "finance", "team_id": null})).await;
+        assert_eq!((to_finance.status, to_finance.body["team_id"].clone()), (200, json!(null)), "{}", to_finance.body);
+        app.patch("admin", &path, &json!({"role": "member"})).await.assert_problem(409, "conflict");
+        let back = app.patch("admin", &path, &json!({"role": "member", "team_id": org.ops})).await;
+        assert_eq!(back.status, 200, "{}", back.body);
+    }
+
+    async fn whole_numbers_may_be_written_with_a_zero_fraction(app: TestApp) {
+        let org = app.org().await;
+        let path = format!("/v1/teams/{}/policy", org.ops);
+        let policy = |hours: serde_json::Value| json!({"per_problem_limit": {"amount": "400.00", "currency": "USD"}, "review_sla_hours": hours});
+        let written = app.put("admin", &path, &policy(json!(48.0))).await;
+        assert_eq!((written.status, written.body["review_sla_hours"].clone()), (200, json!(48)), "{}", written.body);
+        app.put("admin", &path, &policy(json!(48.5))).await.assert_problem(422, "validation_failed");
+    }
+
+    async fn text_needs_a_visible_character_and_counts_its_length_as_sent(app: TestApp) {
+        app.post("admin", "/v1/teams", &json!({"name": " \u{3000}\t"})).await.assert_problem(422, "validation_failed");
+        app.post("admin", "/v1/teams", &json!({"name": "Ops\u{0085}"})).await.assert_problem(422, "validation_failed");
+        let padded = format!(" {} ", "n".repeat(199));
+        app.post("admin", "/v1/teams", &json!({"name": padded})).await.assert_problem(422, "validation_failed");
+        let trimmed = app.post("admin", "/v1/teams", &json!({"name": format!(" {}", "n".repeat(199))})).await;
+        assert_eq!((trimmed.status, trimmed.body["name"].clone()), (201, json!("n".repeat(199))), "{}", trimmed.body);
+    }
+
     async fn the_team_tree_never_loops(app: TestApp) {
         let org = app.org().await;
         let cycle = app.patch("admin", &format!("/v1/teams/{}", org.ops), &json!({"parent_id": org.ops_east})).await;
@@ -82,7 +139,7 @@ backend_tests! {
         app.get("mia", &format!("/v1/problems/{problem}")).await.assert_problem(404, "not_found");
     }
 
-    async fn lists_page_with_opaque_cursors(app: TestApp) {
+    async fn lists_page_with_id_cursors(app: TestApp) {
         for index in 0..5 {
             assert_eq!(app.post("admin", "/v1/teams", &json!({"name": format!("Team {index}")})).await.status, 201);
         }
@@ -102,6 +159,14 @@ backend_tests! {
             }
         }
         assert_eq!((seen.len(), pages), (5, 3));
+        // A cursor is the last id read: resuming after the third team's id
+        // gives the last two, and an id that names nothing is a position too.
+        let all = app.get("admin", "/v1/teams").await.body["items"].clone();
+        let third = all[2]["id"].as_str().unwrap();
+        let rest = app.get("admin", &format!("/v1/teams?after={}", third.to_uppercase())).await;
+        assert_eq!(rest.body["items"], json!([all[3], all[4]]));
+        let nothing_after = app.get("admin", "/v1/teams?after=ffffffff-ffff-7fff-bfff-ffffffffffff").await;
+        assert_eq!((nothing_after.status, nothing_after.body["items"].clone()), (200, json!([])));
         app.get("admin", "/v1/teams?limit=0").await.assert_problem(400, "invalid_query");
         app.get("admin", "/v1/teams?limit=201").await.assert_problem(400, "invalid_query");
         app.get("admin", "/v1/teams?after=not-a-cursor").await.assert_problem(400, "invalid_query");

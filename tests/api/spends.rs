@@ -190,7 +190,7 @@ backend_tests! {
         app.post("sam", "/v1/problems", &member_limit).await.assert_problem(403, "forbidden");
         assert_eq!(app.spend("sam", &problem, "600.00").await.body["status"], "approved");
         let below = app.patch("mia", &format!("/v1/problems/{problem}"), &json!({"limit": {"amount": "500.00", "currency": "USD"}, "limit_reason": "Cut"})).await;
-        below.assert_problem(422, "validation_failed");
+        below.assert_problem(409, "below_approved");
         app.patch("sam", &format!("/v1/problems/{problem}"), &json!({"limit": {"amount": "700.00", "currency": "USD"}, "limit_reason": "More"})).await.assert_problem(403, "forbidden");
         app.patch("mia", &format!("/v1/problems/{problem}"), &json!({"limit": {"amount": "700.00", "currency": "USD"}})).await.assert_problem(422, "validation_failed");
         let raised = app.patch("mia", &format!("/v1/problems/{problem}"), &json!({"limit": {"amount": "700.00", "currency": "USD"}, "limit_reason": "Rack needs rails"})).await;
