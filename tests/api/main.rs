@@ -23,6 +23,7 @@ mod idempotency;
 mod limits;
 mod openapi;
 mod organisation;
+mod outage;
 mod reports;
 mod shutdown;
 mod spends;
