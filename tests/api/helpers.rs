@@ -45,7 +45,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     tokens: Tokens,
     server: actix_web::dev::ServerHandle,
-    postgres_database: Option<(String, String)>,
+    /// Dropped after the server is stopped (fields drop after `Drop::drop`).
+    _postgres_database: Option<PostgresDatabase>,
     _dir: tempfile::TempDir,
 }
 
@@ -108,20 +109,8 @@ impl TestApp {
                 None,
             ),
             Backend::Postgres => {
-                let Ok(admin_url) = std::env::var(POSTGRES_URL_VARIABLE) else {
-                    assert!(
-                        std::env::var_os("CI").is_none(),
-                        "{POSTGRES_URL_VARIABLE} must point at PostgreSQL in CI: the PostgreSQL tests may not be skipped there"
-                    );
-                    eprintln!("{POSTGRES_URL_VARIABLE} is not set: PostgreSQL variant not run");
-                    return None;
-                };
-                let name = format!("leeway_test_{}", uuid::Uuid::now_v7().simple());
-                let mut admin = PgConnection::establish(&admin_url).unwrap();
-                admin
-                    .batch_execute(&format!("CREATE DATABASE {name}"))
-                    .unwrap();
-                (with_database(&admin_url, &name), Some((admin_url, name)))
+                let database = PostgresDatabase::create()?;
+                (database.url.clone(), Some(database))
             }
         };
         let mut config = Config::new(
@@ -162,7 +151,7 @@ impl TestApp {
             client: reqwest::Client::new(),
             tokens: Tokens::new(&config.jwt),
             server: handle,
-            postgres_database,
+            _postgres_database: postgres_database,
             _dir: dir,
         })
     }
@@ -428,11 +417,50 @@ fn with_database(url: &str, name: &str) -> String {
 impl Drop for TestApp {
     fn drop(&mut self) {
         drop(self.server.stop(false));
-        if let Some((admin_url, name)) = &self.postgres_database {
-            if let Ok(mut admin) = PgConnection::establish(admin_url) {
-                let _ =
-                    admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
-            }
+    }
+}
+
+/// A fresh database on the PostgreSQL server named by
+/// [`POSTGRES_URL_VARIABLE`], dropped with this value.
+pub struct PostgresDatabase {
+    /// The URL of the fresh database.
+    pub url: String,
+    admin_url: String,
+    name: String,
+}
+
+impl PostgresDatabase {
+    /// Creates the database, or returns `None` when no server is configured
+    /// outside CI; in CI a missing server fails the test.
+    pub fn create() -> Option<Self> {
+        let Ok(admin_url) = std::env::var(POSTGRES_URL_VARIABLE) else {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "{POSTGRES_URL_VARIABLE} must point at PostgreSQL in CI: the PostgreSQL tests may not be skipped there"
+            );
+            eprintln!("{POSTGRES_URL_VARIABLE} is not set: PostgreSQL variant not run");
+            return None;
+        };
+        let name = format!("leeway_test_{}", uuid::Uuid::now_v7().simple());
+        let mut admin = PgConnection::establish(&admin_url).unwrap();
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .unwrap();
+        Some(Self {
+            url: with_database(&admin_url, &name),
+            admin_url,
+            name,
+        })
+    }
+}
+
+impl Drop for PostgresDatabase {
+    fn drop(&mut self) {
+        if let Ok(mut admin) = PgConnection::establish(&self.admin_url) {
+            let _ = admin.batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ));
         }
     }
 }

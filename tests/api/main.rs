@@ -5,6 +5,7 @@
     reason = "a test fails loudly on anything unexpected"
 )]
 
+mod binary;
 mod helpers;
 
 mod access;
@@ -12,6 +13,7 @@ mod audit;
 mod authorization;
 mod cli;
 mod concurrency;
+mod crash;
 mod delegation;
 mod errors;
 mod exports;
@@ -21,6 +23,7 @@ mod idempotency;
 mod limits;
 mod openapi;
 mod organisation;
+mod outage;
 mod reports;
 mod shutdown;
 mod spends;

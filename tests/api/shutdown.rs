@@ -1,49 +1,17 @@
 //! Graceful shutdown of the real `leeway` binary: on SIGTERM it stops
 //! accepting, finishes the requests in flight, and exits 0.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
+use crate::binary::Leeway;
 use crate::helpers::raw_response;
 
 /// Longest the test waits for the server to exit after SIGTERM: the
 /// server's own bound (`SHUTDOWN_TIMEOUT_SECS`) plus a margin.
 const EXIT_WAIT: Duration = Duration::from_secs(leeway::shutdown::SHUTDOWN_TIMEOUT_SECS + 10);
-
-fn leeway(data_dir: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_leeway"));
-    command
-        .env("LEEWAY_DATA_DIR", data_dir)
-        .env_remove("LEEWAY_DATABASE_URL")
-        .env_remove("LEEWAY_JWT_SECRET")
-        .env("LEEWAY_LOG", "warn");
-    command
-}
-
-/// Starts `leeway serve` on a free port and returns it with its address.
-fn serve(data_dir: &Path) -> (Child, String) {
-    let mut child = leeway(data_dir)
-        .env("LEEWAY_BIND", "127.0.0.1:0")
-        .env("LEEWAY_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(data_dir.join("serve.log")).unwrap())
-        .spawn()
-        .unwrap();
-    let mut banner = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut banner)
-        .unwrap();
-    let address = banner
-        .split("http://")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no address in {banner:?}"))
-        .to_owned();
-    (child, address)
-}
 
 fn wait_for_exit(child: &mut Child) -> std::process::ExitStatus {
     let deadline = Instant::now() + EXIT_WAIT;
@@ -63,17 +31,11 @@ fn wait_for_exit(child: &mut Child) -> std::process::ExitStatus {
 #[test]
 fn sigterm_finishes_the_request_in_flight_then_exits_0() {
     let dir = tempfile::tempdir().unwrap();
-    let bootstrap = leeway(dir.path())
-        .args(["bootstrap", "--subject", "ada", "--name", "Ada Admin"])
-        .output()
-        .unwrap();
-    assert!(bootstrap.status.success(), "{bootstrap:?}");
-    let token = leeway(dir.path())
-        .args(["token", "--subject", "ada"])
-        .output()
-        .unwrap();
-    let token = String::from_utf8(token.stdout).unwrap();
-    let (mut child, address) = serve(dir.path());
+    let cli = Leeway::new(dir.path(), None);
+    cli.run(&["bootstrap", "--subject", "ada", "--name", "Ada Admin"]);
+    let token = cli.token("ada");
+    let mut process = cli.serve(&[]);
+    let address = process.address.clone();
 
     // The connection is first seen served (so the server accepts by now),
     // then carries a request in flight: its head and half its body are
@@ -89,7 +51,7 @@ fn sigterm_finishes_the_request_in_flight_then_exits_0() {
     let head = format!(
         "POST /v1/teams HTTP/1.1\r\nHost: leeway\r\nAuthorization: Bearer {}\r\n\
          Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        token.trim(),
+        token,
         body.len()
     );
     stream.write_all(head.as_bytes()).unwrap();
@@ -97,7 +59,7 @@ fn sigterm_finishes_the_request_in_flight_then_exits_0() {
     std::thread::sleep(Duration::from_millis(300));
 
     let kill = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &process.child.id().to_string()])
         .status()
         .unwrap();
     assert!(kill.success());
@@ -122,14 +84,13 @@ fn sigterm_finishes_the_request_in_flight_then_exits_0() {
         .unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
-    let log = || std::fs::read_to_string(dir.path().join("serve.log")).unwrap();
     assert!(
         response.starts_with("HTTP/1.1 201"),
         "{response:?}\nserver log:\n{}",
-        log()
+        cli.log()
     );
     assert!(response.contains("Sent across a shutdown"), "{response}");
 
-    let status = wait_for_exit(&mut child);
+    let status = wait_for_exit(&mut process.child);
     assert_eq!(status.code(), Some(0), "{status:?}");
 }
