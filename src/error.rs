@@ -109,8 +109,8 @@ pub enum ApiError {
     /// The spend is voided, or rejected and so counts nowhere: nothing to void.
     #[error("this spend cannot be voided: it is {0}")]
     NotVoidable(String),
-    /// The problem is closed to new spends.
-    #[error("the problem is closed: no new spends can be logged on it")]
+    /// The problem is closed: no new spends, no changes.
+    #[error("the problem is closed: it takes no new spends and no changes")]
     ProblemClosed,
     /// A uniqueness rule was broken; holds the explanation.
     #[error("{0}")]

@@ -483,6 +483,11 @@ pub async fn update(
                     "only the owner or a manager of the team can change a problem".to_owned(),
                 ));
             }
+            // A closed problem is a settled record: its title, criteria and
+            // limit stay as they were when it closed.
+            if problem.status != "open" {
+                return Err(ApiError::ProblemClosed);
+            }
             if title.is_some() || success_criteria.is_some() {
                 let criteria_changed = success_criteria
                     .as_ref()

@@ -161,7 +161,7 @@ backend_tests! {
         app.post("lou", &format!("/v1/problems/{problem}/spends"), &body).await.assert_problem(422, "validation_failed");
     }
 
-    async fn closed_problems_take_no_new_spends(app: TestApp) {
+    async fn closed_problems_take_no_new_spends_and_no_changes(app: TestApp) {
         app.org().await;
         let problem = app.open_problem("sam", "Window").await;
         let flagged = app.spend("sam", &problem, "500.00").await.id();
@@ -170,6 +170,12 @@ backend_tests! {
         assert_eq!(closed.body["status"], "closed");
         app.spend("sam", &problem, "1.00").await.assert_problem(409, "problem_closed");
         app.post("sam", &format!("/v1/problems/{problem}/close"), &json!({})).await.assert_problem(409, "problem_closed");
+        // A closed problem is a settled record.
+        let path = format!("/v1/problems/{problem}");
+        app.patch("sam", &path, &json!({"title": "Renamed"})).await.assert_problem(409, "problem_closed");
+        app.patch("mia", &path, &json!({"limit": {"amount": "900.00", "currency": "USD"}, "limit_reason": "More"})).await.assert_problem(409, "problem_closed");
+        let shown = app.get("sam", &path).await.body;
+        assert_eq!((shown["title"].as_str(), shown["limit_version"].as_i64()), (Some("Window"), Some(1)));
         // What was already flagged can still be decided.
         let approved = app.post("mia", &format!("/v1/spends/{flagged}/review"), &json!({"decision": "approve"})).await;
         assert_eq!(approved.body["status"], "approved_by_manager");
