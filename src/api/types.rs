@@ -78,16 +78,42 @@ impl<T: DeserializeOwned + 'static> FromRequest for Body<T> {
                 )
                 .into());
             }
-            serde_json::from_value(value).map(Body).map_err(|error| {
-                ApiError::Validation(vec![FieldError {
-                    field: "body".to_owned(),
-                    code: "invalid_field",
-                    message: error.to_string(),
-                }])
-                .into()
-            })
+            serde_path_to_error::deserialize(value)
+                .map(Body)
+                .map_err(|error| shape_error(&error).into())
         })
     }
+}
+
+/// A body whose shape serde refused, as a field error naming the field: the
+/// path to a value of the wrong type (`amount.currency`), or the field that
+/// is missing or unknown; `body` only when nothing narrower applies.
+fn shape_error(error: &serde_path_to_error::Error<serde_json::Error>) -> ApiError {
+    let message = error.inner().to_string();
+    let path = error.path().to_string();
+    // serde's path ends at the object that lacks a missing field, but at
+    // an unknown field itself.
+    let missing = message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.split('`').next());
+    let field = match (path.as_str(), missing) {
+        (".", Some(name)) => name.to_owned(),
+        (".", None) => "body".to_owned(),
+        (parent, Some(name)) => format!("{parent}.{name}"),
+        (path, None) => path.to_owned(),
+    };
+    let code = if message.starts_with("missing field") {
+        "required"
+    } else if message.starts_with("unknown field") {
+        "unknown_field"
+    } else {
+        "invalid_field"
+    };
+    ApiError::Validation(vec![FieldError {
+        field,
+        code,
+        message,
+    }])
 }
 
 /// Money as JSON: `{"amount": "400.00", "currency": "USD"}`.
@@ -478,6 +504,49 @@ mod tests {
         ] {
             assert!(read(refused).is_err(), "{refused}");
         }
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[expect(dead_code, reason = "only deserialised")]
+    struct Shape {
+        title: String,
+        amount: Option<MoneyInput>,
+    }
+
+    fn shape(json: serde_json::Value) -> FieldError {
+        let error = serde_path_to_error::deserialize::<_, Shape>(json).unwrap_err();
+        let ApiError::Validation(mut errors) = shape_error(&error) else {
+            panic!("not a validation error")
+        };
+        errors.remove(0)
+    }
+
+    #[test]
+    fn shape_errors_name_the_field() {
+        let missing = shape(serde_json::json!({}));
+        assert_eq!(
+            (missing.field.as_str(), missing.code),
+            ("title", "required")
+        );
+        let unknown = shape(serde_json::json!({"title": "T", "status": "approved"}));
+        assert_eq!(
+            (unknown.field.as_str(), unknown.code),
+            ("status", "unknown_field")
+        );
+        let wrong_type = shape(serde_json::json!({"title": 7}));
+        assert_eq!(
+            (wrong_type.field.as_str(), wrong_type.code),
+            ("title", "invalid_field")
+        );
+        let nested =
+            shape(serde_json::json!({"title": "T", "amount": {"amount": "1", "currency": 9}}));
+        assert_eq!(
+            (nested.field.as_str(), nested.code),
+            ("amount.currency", "invalid_field")
+        );
+        let nested_missing = shape(serde_json::json!({"title": "T", "amount": {"amount": "1"}}));
+        assert_eq!(nested_missing.field.as_str(), "amount.currency");
     }
 
     #[test]
