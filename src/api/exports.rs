@@ -26,7 +26,7 @@ use super::spends::parse_status;
 use super::types::stored_money;
 use crate::app::AppState;
 use crate::db::exports::{self, EventExportFilter, SpendAsOf, SpendExportFilter};
-use crate::db::{Db, DbConnection, audit, rfc3339};
+use crate::db::{Db, DbConnection, audit, rfc3339, teams};
 use crate::domain::access::Caller;
 use crate::error::ApiError;
 
@@ -296,19 +296,26 @@ pub async fn resolve_as_of(db: &Db, asked: Option<i64>) -> Result<i64, ApiError>
     }
 }
 
-/// The team filter: the team and every team below it.
-pub async fn team_filter(db: &Db, team_id: Option<&str>) -> Result<Option<Vec<String>>, ApiError> {
+/// The team filter: the team and every team below it, as the tree stood at
+/// `as_of` (exports) or as it stands (`None`, reports). 404 when no such team
+/// exists now.
+pub async fn team_filter(
+    db: &Db,
+    team_id: Option<&str>,
+    as_of: Option<i64>,
+) -> Result<Option<Vec<String>>, ApiError> {
     let Some(team_id) = team_id else {
         return Ok(None);
     };
     let team_id = parse_query_id(team_id, "team_id")?;
-    let teams = db
-        .read(move |connection| exports::team_subtree(connection, &team_id))
-        .await?;
-    if teams.is_empty() {
-        return Err(ApiError::NotFound("team"));
-    }
-    Ok(Some(teams))
+    db.read(move |connection| {
+        if teams::find(connection, &team_id)?.is_none() {
+            return Err(ApiError::NotFound("team"));
+        }
+        // Empty when the team came after `as_of`: then nothing matches.
+        exports::team_subtree(connection, &team_id, as_of).map(Some)
+    })
+    .await
 }
 
 /// Reads a `YYYY-MM-DD` query parameter.
@@ -329,8 +336,8 @@ async fn spend_filter(db: &Db, query: ExportQuery) -> Result<SpendExportFilter, 
         .map(|t| parse_date(t, "to"))
         .transpose()?;
     let status = parse_status(query.status)?;
-    let team_ids = team_filter(db, query.team_id.as_deref()).await?;
     let as_of = resolve_as_of(db, query.as_of).await?;
+    let team_ids = team_filter(db, query.team_id.as_deref(), Some(as_of)).await?;
     Ok(SpendExportFilter {
         team_ids,
         from,
@@ -505,8 +512,8 @@ pub async fn events_jsonl(
         .as_deref()
         .map(|t| parse_time(t, "to"))
         .transpose()?;
-    let team_ids = team_filter(&state.db, query.team_id.as_deref()).await?;
     let as_of = resolve_as_of(&state.db, query.as_of).await?;
+    let team_ids = team_filter(&state.db, query.team_id.as_deref(), Some(as_of)).await?;
     let filter = EventExportFilter {
         team_ids,
         from,

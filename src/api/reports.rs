@@ -168,7 +168,8 @@ pub async fn summary(
     let day_start = |date: chrono::NaiveDate| date.and_time(chrono::NaiveTime::MIN);
     let filter = ReportFilter {
         group_by,
-        team_ids: team_filter(&state.db, query.team_id.as_deref()).await?,
+        // Reports read the ledger as it stands, so the tree as it stands.
+        team_ids: team_filter(&state.db, query.team_id.as_deref(), None).await?,
         from: query
             .from
             .as_deref()

@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 
+use diesel::Connection;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Integer, Text};
 
@@ -17,6 +18,8 @@ use super::schema::{events, problems, spends};
 use super::spends::SpendRow;
 use super::teams::{SCOPE_TEAMS_MAX, TEAM_DEPTH_MAX};
 use crate::error::ApiError;
+
+type Backend = <DbConnection as Connection>::Backend;
 
 /// Rows read per query; the server holds one page of an export at a time.
 pub const EXPORT_PAGE_SIZE: i64 = 500;
@@ -74,21 +77,53 @@ struct TeamIdRow {
 }
 
 /// The team and every team below it, at most [`SCOPE_TEAMS_MAX`]; empty
-/// when the team does not exist.
-pub fn team_subtree(connection: &mut DbConnection, team_id: &str) -> Result<Vec<String>, ApiError> {
-    // Portable SQL: both databases run WITH RECURSIVE with `$n` parameters.
-    let rows: Vec<TeamIdRow> = diesel::sql_query(
-        "WITH RECURSIVE subtree (id, depth) AS ( \
-             SELECT id, 0 FROM teams WHERE id = $1 \
+/// when the team does not exist. With `as_of`, the tree as it stood at that
+/// event sequence (each team's newest `team.*` event at or below it names its
+/// parent then), so an export re-run at the same `as_of` covers the same
+/// teams after teams move; without, the tree as it stands.
+pub fn team_subtree(
+    connection: &mut DbConnection,
+    team_id: &str,
+    as_of: Option<i64>,
+) -> Result<Vec<String>, ApiError> {
+    let parent_in_event = match connection {
+        DbConnection::Postgres(_) => "CAST(e.data AS jsonb) ->> 'parent_id'",
+        DbConnection::Sqlite(_) => "json_extract(e.data, '$.parent_id')",
+    };
+    // SQLite numbers `$n` parameters by first appearance, so they appear in
+    // order: the tree's `as_of` (when there is one) comes first.
+    let (tree, first) = match as_of {
+        None => ("SELECT id, parent_id FROM teams".to_owned(), 1),
+        Some(_) => (
+            format!(
+                "SELECT e.subject_id, {parent_in_event} FROM events e \
+                 WHERE e.kind IN ('team.created', 'team.updated') AND e.sequence = ( \
+                     SELECT MAX(e2.sequence) FROM events e2 \
+                     WHERE e2.subject_id = e.subject_id \
+                       AND e2.kind IN ('team.created', 'team.updated') AND e2.sequence <= $1)"
+            ),
+            2,
+        ),
+    };
+    let (team, depth, limit) = (first, first + 1, first + 2);
+    let mut query = diesel::sql_query(format!(
+        "WITH RECURSIVE tree (id, parent_id) AS ({tree}), \
+         subtree (id, depth) AS ( \
+             SELECT id, 0 FROM tree WHERE id = ${team} \
              UNION ALL \
-             SELECT teams.id, subtree.depth + 1 FROM teams \
-             JOIN subtree ON teams.parent_id = subtree.id WHERE subtree.depth < $2 \
-         ) SELECT DISTINCT id FROM subtree ORDER BY id LIMIT $3",
-    )
-    .bind::<Text, _>(team_id)
-    .bind::<Integer, _>(TEAM_DEPTH_MAX)
-    .bind::<BigInt, _>(SCOPE_TEAMS_MAX)
-    .load(connection)?;
+             SELECT tree.id, subtree.depth + 1 FROM tree \
+             JOIN subtree ON tree.parent_id = subtree.id WHERE subtree.depth < ${depth} \
+         ) SELECT DISTINCT id FROM subtree ORDER BY id LIMIT ${limit}"
+    ))
+    .into_boxed::<Backend>();
+    if let Some(as_of) = as_of {
+        query = query.bind::<BigInt, _>(as_of);
+    }
+    let rows: Vec<TeamIdRow> = query
+        .bind::<Text, _>(team_id.to_owned())
+        .bind::<Integer, _>(TEAM_DEPTH_MAX)
+        .bind::<BigInt, _>(SCOPE_TEAMS_MAX)
+        .load(connection)?;
     Ok(rows.into_iter().map(|row| row.id).collect())
 }
 

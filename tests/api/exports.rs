@@ -269,6 +269,23 @@ backend_tests! {
         let future = raw(&app, "fin", "/v1/exports/events.jsonl?from=2999-01-01T00:00:00Z").await;
         assert_eq!(future.text, "");
 
+        // The team filter reads the tree as it stood at as_of: moving Ops
+        // East under Sales later changes neither a pinned export nor its bytes.
+        let as_of = ops.headers["leeway-as-of"].to_str().unwrap().to_owned();
+        let moved = app.patch("admin", &format!("/v1/teams/{}", org.ops_east), &json!({"parent_id": org.sales})).await;
+        assert_eq!(moved.status, 200, "{}", moved.body);
+        let pinned = raw(&app, "fin", &format!("/v1/exports/spends.csv?team_id={}&as_of={as_of}", org.ops)).await;
+        assert_eq!(pinned.text, ops.text);
+        let ops_now = raw(&app, "fin", &format!("/v1/exports/spends.csv?team_id={}", org.ops)).await;
+        assert_eq!(count(&ops_now.text), 3, "Ops East is under Sales now");
+        let sales_now = raw(&app, "fin", &format!("/v1/exports/spends.csv?team_id={}", org.sales)).await;
+        let sales_then = raw(&app, "fin", &format!("/v1/exports/spends.csv?team_id={}&as_of={as_of}", org.sales)).await;
+        assert_eq!(count(&sales_now.text), count(&sales_then.text) + 2);
+        // A team created after as_of covers nothing at that as_of.
+        let newer = app.post("admin", "/v1/teams", &json!({"name": "Newer"})).await.id();
+        let nothing = raw(&app, "fin", &format!("/v1/exports/spends.csv?team_id={newer}&as_of={as_of}")).await;
+        assert_eq!((nothing.status, count(&nothing.text)), (200, 0));
+
         app.get("fin", "/v1/exports/spends.csv?from=yesterday").await.assert_problem(400, "invalid_query");
         app.get("fin", "/v1/exports/spends.csv?status=lost").await.assert_problem(400, "invalid_query");
         app.get("fin", "/v1/exports/spends.csv?as_of=999999999").await.assert_problem(409, "as_of_ahead");
