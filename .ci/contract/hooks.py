@@ -7,8 +7,11 @@ cannot state, so schema-valid requests reach the business logic.
   undo the organisation the other operations rely on.
 - A spend's date is not in the future, and an approved part is at most the
   seeded pending spend's amount (rules relative to today and to a stored row).
-- Money in bodies is in the seeded problems' currency (USD) with at most
-  its two decimals, and at most 10^13 (the server's largest amount).
+- Money in bodies is in the seeded organisation's currency, USD: its
+  problems are in USD, and a policy in another currency would make every
+  later USD spend a currency_mismatch. At most USD's two decimals and at
+  most 10^13 (the server's largest amount). Which codes exist at all is the
+  spec's CurrencyCode enum.
 - A delegation window ends after it starts and in the future.
 - Each request carries its own Idempotency-Key, as a correct client's does
   (the same key with another body is refused by design, answering 422).

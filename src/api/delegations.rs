@@ -133,8 +133,8 @@ pub async fn create(
                     "only managers have a review queue to hand over".to_owned(),
                 ));
             }
-            require_manager(connection, "delegator_id", &delegator_id)?;
-            require_manager(connection, "delegate_id", &delegate_id)?;
+            require_manager(connection, &caller, "delegator_id", &delegator_id)?;
+            require_manager(connection, &caller, "delegate_id", &delegate_id)?;
             if delegate_id == delegator_id {
                 return Err(ApiError::field(
                     "delegate_id",
@@ -161,14 +161,20 @@ pub async fn create(
     Ok(HttpResponse::Created().json(delegation))
 }
 
-/// Only managers review, so only managers hand over or take a queue.
+/// Only managers review, so only managers hand over or take a queue. A
+/// person the caller cannot see is unknown to them unless a manager (whose
+/// seats the team tree shows anyway): no answer tells a hidden person's role.
 fn require_manager(
     connection: &mut DbConnection,
+    caller: &Caller,
     field: &'static str,
     person_id: &str,
 ) -> Result<(), ApiError> {
-    let person =
-        people::find(connection, person_id)?.ok_or(ApiError::UnknownReference(field, "person"))?;
+    let person = people::find(connection, person_id)?
+        .filter(|person| {
+            person.role.parse() == Ok(Role::Manager) || super::people::may_see(caller, person)
+        })
+        .ok_or(ApiError::UnknownReference(field, "person"))?;
     if person.role.parse() == Ok(Role::Manager) {
         Ok(())
     } else {

@@ -207,7 +207,6 @@ pub async fn create(
     Ok(HttpResponse::Created().json(PersonJson::from(person)))
 }
 
-/// Whether the caller may see this person.
 /// Whether the caller may know of this person: themselves, people in the
 /// teams they manage, or anyone for finance and admins.
 pub(crate) fn may_see(caller: &Caller, person: &PersonRow) -> bool {

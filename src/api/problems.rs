@@ -528,6 +528,9 @@ pub fn change_limit(
     reason: &str,
     at: chrono::NaiveDateTime,
 ) -> Result<(), ApiError> {
+    if problem.status != "open" {
+        return Err(ApiError::ProblemClosed);
+    }
     if !caller.may_set_problem_limit(problem_ref(problem)) {
         return Err(ApiError::Forbidden(
             "only a manager of the team can change a problem's limit".to_owned(),
@@ -703,6 +706,13 @@ pub async fn acknowledge(
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&path, "problem")?;
     let criteria_version = body.criteria_version;
+    if criteria_version < 1 {
+        return Err(ApiError::field(
+            "criteria_version",
+            "out_of_range",
+            "criteria_version is a version number, 1 or more",
+        ));
+    }
     let at = state.clock.now();
     let problem = state
         .db

@@ -403,11 +403,14 @@ impl Checks {
     }
 
     /// A URL: `http(s)://`, at most [`URL_LENGTH_MAX`] characters.
-    pub fn url(&mut self, field: &str, value: Option<&str>) -> Option<String> {
-        let value = self.optional_text(field, value, URL_LENGTH_MAX)?;
+    pub fn url(&mut self, field: &str, sent: Option<&str>) -> Option<String> {
+        let value = self.optional_text(field, sent, URL_LENGTH_MAX)?;
         let lower = value.to_ascii_lowercase();
-        if !(lower.starts_with("https://") || lower.starts_with("http://"))
-            || value.contains(char::is_whitespace)
+        let after_scheme = lower
+            .strip_prefix("https://")
+            .or_else(|| lower.strip_prefix("http://"));
+        if after_scheme.is_none_or(str::is_empty)
+            || sent.is_some_and(|sent| sent.contains(char::is_whitespace))
         {
             self.refuse(
                 field,

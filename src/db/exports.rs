@@ -79,8 +79,10 @@ struct TeamIdRow {
 /// The team and every team below it, at most [`SCOPE_TEAMS_MAX`]; empty
 /// when the team does not exist. With `as_of`, the tree as it stood at that
 /// event sequence (each team's newest `team.*` event at or below it names its
-/// parent then), so an export re-run at the same `as_of` covers the same
-/// teams after teams move; without, the tree as it stands.
+/// parent then; events from before the audit chain have no sequence and
+/// count as older than any, newest by id), so an export re-run at the same
+/// `as_of` covers the same teams after teams move; without, the tree as it
+/// stands.
 pub fn team_subtree(
     connection: &mut DbConnection,
     team_id: &str,
@@ -97,10 +99,12 @@ pub fn team_subtree(
         Some(_) => (
             format!(
                 "SELECT e.subject_id, {parent_in_event} FROM events e \
-                 WHERE e.kind IN ('team.created', 'team.updated') AND e.sequence = ( \
-                     SELECT MAX(e2.sequence) FROM events e2 \
+                 WHERE e.kind IN ('team.created', 'team.updated') AND e.id = ( \
+                     SELECT e2.id FROM events e2 \
                      WHERE e2.subject_id = e.subject_id \
-                       AND e2.kind IN ('team.created', 'team.updated') AND e2.sequence <= $1)"
+                       AND e2.kind IN ('team.created', 'team.updated') \
+                       AND COALESCE(e2.sequence, 0) <= $1 \
+                     ORDER BY COALESCE(e2.sequence, 0) DESC, e2.id DESC LIMIT 1)"
             ),
             2,
         ),

@@ -52,6 +52,14 @@ impl Currency {
             .map(|&(code, exponent)| Self { code, exponent })
     }
 
+    /// Every known currency, in code order (the spec's `CurrencyCode` lists
+    /// the same codes).
+    pub fn all() -> impl Iterator<Item = Self> {
+        CURRENCIES
+            .iter()
+            .map(|&(code, exponent)| Self { code, exponent })
+    }
+
     /// The three-letter code, e.g. `"USD"`.
     #[must_use]
     pub fn code(self) -> &'static str {

@@ -338,6 +338,8 @@ backend_tests! {
         app.post("mia", &path, &json!({"criteria_version": 1})).await.assert_problem(403, "forbidden");
         app.post("lou", &path, &json!({"criteria_version": 1})).await.assert_problem(404, "not_found");
         app.post("sam", &path, &json!({"criteria_version": 2})).await.assert_problem(409, "conflict");
+        // A version below 1 is wrong in any state: 422, not a conflict.
+        app.post("sam", &path, &json!({"criteria_version": 0})).await.assert_problem(422, "validation_failed");
         review(&app, "mia", both["id"].as_str().unwrap(), json!({"decision": "reject", "note": "Align first"})).await;
         let acknowledged = app.post("sam", &path, &json!({"criteria_version": 1})).await;
         assert_eq!(acknowledged.status, 200, "{}", acknowledged.body);
@@ -423,6 +425,8 @@ backend_tests! {
         let now = chrono::Utc::now();
         let window = |from: TimeDelta, until: TimeDelta| json!({"delegate_id": max, "from": (now + from).to_rfc3339(), "until": (now + until).to_rfc3339(), "note": "Vacation"});
         app.post("mia", "/v1/delegations", &json!({"delegate_id": org.sam, "from": now.to_rfc3339(), "until": (now + TimeDelta::hours(1)).to_rfc3339()})).await.assert_problem(422, "validation_failed");
+        // A member of a team Mia cannot see is unknown to her: no answer tells her Lou's role.
+        app.post("mia", "/v1/delegations", &json!({"delegate_id": org.lou, "from": now.to_rfc3339(), "until": (now + TimeDelta::hours(1)).to_rfc3339()})).await.assert_problem(404, "not_found");
         app.post("sam", "/v1/delegations", &window(TimeDelta::zero(), TimeDelta::hours(1))).await.assert_problem(403, "forbidden");
         app.post("mia", "/v1/delegations", &window(TimeDelta::hours(2), TimeDelta::hours(1))).await.assert_problem(422, "validation_failed");
         app.post("max", "/v1/delegations", &json!({"delegate_id": max, "delegator_id": org.mia, "from": now.to_rfc3339(), "until": (now + TimeDelta::hours(1)).to_rfc3339()})).await.assert_problem(403, "forbidden");

@@ -57,6 +57,11 @@ backend_tests! {
         refused.assert_problem(422, "validation_failed");
         let fields: Vec<&str> = refused.body["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
         assert_eq!(fields, ["merchant", "spent_on", "receipt_url"]);
+        for url in ["http://", " https://example.com/r/1", "https://example.com/r\u{0085}"] {
+            let mut receipt = crate::helpers::spend_body("1.00");
+            receipt["receipt_url"] = json!(url);
+            app.post("sam", &path, &receipt).await.assert_problem(422, "validation_failed");
+        }
         let mut future = crate::helpers::spend_body("1.00");
         future["spent_on"] = json!("2999-01-01");
         app.post("sam", &path, &future).await.assert_problem(422, "validation_failed");

@@ -166,3 +166,18 @@ fn the_spec_lists_every_error_code_the_server_answers() {
         "not in ErrorCode: {missing:?}; never answered: {extra:?}"
     );
 }
+
+#[test]
+fn the_spec_lists_exactly_the_currencies_the_server_knows() {
+    let spec = spec();
+    let documented: BTreeSet<&str> = spec["components"]["schemas"]["CurrencyCode"]["enum"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|code| code.as_str().unwrap())
+        .collect();
+    let known: BTreeSet<&str> = leeway::domain::currency::Currency::all()
+        .map(leeway::domain::currency::Currency::code)
+        .collect();
+    assert_eq!(documented, known);
+}

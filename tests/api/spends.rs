@@ -176,7 +176,9 @@ backend_tests! {
         app.patch("mia", &path, &json!({"limit": {"amount": "900.00", "currency": "USD"}, "limit_reason": "More"})).await.assert_problem(409, "problem_closed");
         let shown = app.get("sam", &path).await.body;
         assert_eq!((shown["title"].as_str(), shown["limit_version"].as_i64()), (Some("Window"), Some(1)));
-        // What was already flagged can still be decided.
+        // What was already flagged can still be decided, but not with a new limit.
+        let raise = app.post("mia", &format!("/v1/spends/{flagged}/review"), &json!({"decision": "approve", "new_limit": {"amount": "900.00", "currency": "USD"}, "note": "More"})).await;
+        raise.assert_problem(409, "problem_closed");
         let approved = app.post("mia", &format!("/v1/spends/{flagged}/review"), &json!({"decision": "approve"})).await;
         assert_eq!(approved.body["status"], "approved_by_manager");
     }
