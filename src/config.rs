@@ -11,7 +11,9 @@ use clap::{Args, Parser, Subcommand};
 use crate::auth::PublicKey;
 use crate::body::BODY_READ_TIMEOUT_DEFAULT;
 use crate::cors::{CORS_ORIGINS_MAX, parse_origin};
-use crate::db::{DatabaseUrl, POOL_CHECKOUT_TIMEOUT, POOL_SIZE_MAX, PoolSettings};
+use crate::db::{
+    DatabaseUrl, POOL_CHECKOUT_TIMEOUT, POOL_SIZE_MAX, PoolSettings, STATEMENT_TIMEOUT,
+};
 use crate::rate_limit::{RATE_LIMIT_BURST_DEFAULT, RATE_LIMIT_PER_SECOND_DEFAULT, RateLimit};
 
 /// Shortest HS256 secret accepted, in bytes: RFC 7518 §3.2 asks for a key at
@@ -46,6 +48,8 @@ pub const BODY_READ_TIMEOUT_MS_MAX: u64 = 120_000;
 /// Longest pool checkout timeout an operator may configure, in milliseconds:
 /// past a minute the client has long given up.
 pub const POOL_CHECKOUT_TIMEOUT_MS_MAX: u64 = 60_000;
+/// Longest statement timeout an operator may set, in milliseconds (an hour).
+pub const STATEMENT_TIMEOUT_MS_MAX: u64 = 3_600_000;
 
 /// The command line.
 #[derive(Debug, Parser)]
@@ -192,6 +196,17 @@ pub struct LimitSettings {
         global = true
     )]
     pub db_pool_timeout_ms: u64,
+    /// Longest one database statement may run or wait for a lock before its
+    /// request answers 503, in milliseconds (PostgreSQL's statement_timeout,
+    /// SQLite's busy_timeout).
+    #[arg(
+        long,
+        env = "LEEWAY_DB_STATEMENT_TIMEOUT_MS",
+        default_value_t = duration_ms(STATEMENT_TIMEOUT),
+        value_parser = clap::value_parser!(u64).range(1..=STATEMENT_TIMEOUT_MS_MAX),
+        global = true
+    )]
+    pub db_statement_timeout_ms: u64,
     /// Sustained requests per second per caller (token subject), per process.
     #[arg(
         long,
@@ -320,6 +335,7 @@ impl Limits {
             pool: PoolSettings {
                 size: settings.db_pool_size,
                 checkout_timeout: Duration::from_millis(settings.db_pool_timeout_ms),
+                statement_timeout: Duration::from_millis(settings.db_statement_timeout_ms),
             },
         }
     }

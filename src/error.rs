@@ -306,6 +306,16 @@ impl From<diesel::result::Error> for ApiError {
                 DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::SerializationFailure,
                 _,
             ) => Self::Unavailable(error.to_string()),
+            // A statement that ran or waited past the statement timeout:
+            // PostgreSQL cancels it, SQLite gives up waiting for the lock.
+            Error::DatabaseError(_, info)
+                if info
+                    .message()
+                    .contains("canceling statement due to statement timeout")
+                    || info.message().contains("database is locked") =>
+            {
+                Self::Unavailable(error.to_string())
+            }
             _ => Self::Internal(error.to_string()),
         }
     }

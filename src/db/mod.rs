@@ -38,8 +38,10 @@ pub const POOL_CHECKOUT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Most connections an operator may ask one process to pool: PostgreSQL's
 /// own default `max_connections` is 100, shared by every process.
 pub const POOL_SIZE_MAX: u32 = 100;
-/// How long SQLite waits on a locked database before giving up.
-pub const SQLITE_BUSY_TIMEOUT_MS: u32 = 10_000;
+/// Longest one statement may run or wait for a lock, by default, before its
+/// request answers 503 (PostgreSQL's `statement_timeout`, SQLite's
+/// `busy_timeout`): a stuck lock or query never hangs a request.
+pub const STATEMENT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Every migration, compiled into the binary: one portable set for both databases.
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
@@ -87,6 +89,7 @@ impl DatabaseUrl {
 #[derive(Debug)]
 pub struct ConnectionManager {
     url: DatabaseUrl,
+    statement_timeout_ms: u128,
 }
 
 impl ManageConnection for ConnectionManager {
@@ -100,20 +103,27 @@ impl ManageConnection for ConnectionManager {
                 // PostgreSQL-only: text renderings of timestamps (the period
                 // backfill in the delegation migration reads `YYYY-MM`) must
                 // not depend on a server's or database's DateStyle.
+                // A statement that runs or waits longer fails, and its request
+                // answers 503 instead of hanging.
                 connection
-                    .batch_execute("SET datestyle = 'ISO, YMD'")
+                    .batch_execute(&format!(
+                        "SET datestyle = 'ISO, YMD'; SET statement_timeout = {}",
+                        self.statement_timeout_ms
+                    ))
                     .map_err(|error| diesel::ConnectionError::BadConnection(error.to_string()))?;
                 Ok(DbConnection::Postgres(connection))
             }
             DatabaseUrl::Sqlite(path) => {
                 let mut connection = SqliteConnection::establish(path)?;
                 // SQLite-only pragmas, per connection: WAL lets readers run beside
-                // the writer; busy_timeout queues writers instead of failing;
+                // the writer; busy_timeout queues writers instead of failing, up
+                // to the statement timeout (then the request answers 503);
                 // foreign keys are off by default in SQLite; synchronous=FULL so
                 // no acknowledged spend is lost to a power cut.
                 let pragmas = format!(
-                    "PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}; PRAGMA journal_mode = WAL; \
-                     PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;"
+                    "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL; \
+                     PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;",
+                    self.statement_timeout_ms
                 );
                 connection
                     .batch_execute(&pragmas)
@@ -146,6 +156,8 @@ pub struct PoolSettings {
     pub size: Option<u32>,
     /// How long a request waits for a pooled connection.
     pub checkout_timeout: Duration,
+    /// Longest one statement may run or wait for a lock.
+    pub statement_timeout: Duration,
 }
 
 impl Default for PoolSettings {
@@ -153,6 +165,7 @@ impl Default for PoolSettings {
         Self {
             size: None,
             checkout_timeout: POOL_CHECKOUT_TIMEOUT,
+            statement_timeout: STATEMENT_TIMEOUT,
         }
     }
 }
@@ -161,6 +174,7 @@ impl Default for PoolSettings {
 #[derive(Clone)]
 pub struct Db {
     pool: Pool,
+    statement_timeout_ms: u128,
 }
 
 impl Db {
@@ -190,14 +204,20 @@ impl Db {
             .min_idle(Some(0))
             .connection_timeout(settings.checkout_timeout)
             .test_on_check_out(true)
-            .build_unchecked(ConnectionManager { url: url.clone() });
-        Ok(Self { pool })
+            .build_unchecked(ConnectionManager {
+                url: url.clone(),
+                statement_timeout_ms: settings.statement_timeout.as_millis(),
+            });
+        Ok(Self {
+            pool,
+            statement_timeout_ms: settings.statement_timeout.as_millis(),
+        })
     }
 
     /// Applies pending migrations.
     pub fn migrate(&self) -> Result<(), String> {
         let mut connection = self.pool.get().map_err(|error| error.to_string())?;
-        migrate(&mut connection)
+        migrate(&mut connection, self.statement_timeout_ms)
     }
 
     /// Runs `work` on a pooled connection on the blocking thread pool, outside
@@ -276,14 +296,19 @@ pub fn write_transaction<T>(
 }
 
 /// Applies pending migrations on one connection.
-fn migrate(connection: &mut DbConnection) -> Result<(), String> {
+fn migrate(connection: &mut DbConnection, statement_timeout_ms: u128) -> Result<(), String> {
     // PostgreSQL-only: several server processes may start at once on one
     // database; a session advisory lock lets exactly one migrate at a time.
     const MIGRATION_LOCK_KEY: i64 = 0x6c65_6577_6179;
+    // Waiting for another process's migration, or a long migration itself,
+    // may take longer than a request's statement timeout: lifted here, put
+    // back after.
     let is_postgres = matches!(connection, DbConnection::Postgres(_));
     if is_postgres {
         connection
-            .batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})"))
+            .batch_execute(&format!(
+                "SET statement_timeout = 0; SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})"
+            ))
             .map_err(|error| error.to_string())?;
     }
     let outcome = connection
@@ -294,7 +319,10 @@ fn migrate(connection: &mut DbConnection) -> Result<(), String> {
         .map_err(|error| error.to_string());
     if is_postgres {
         connection
-            .batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})"))
+            .batch_execute(&format!(
+                "SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY}); \
+                 SET statement_timeout = {statement_timeout_ms}"
+            ))
             .map_err(|error| error.to_string())?;
     }
     outcome

@@ -238,6 +238,8 @@ fn limits_are_read_from_the_command_line() {
         "3",
         "--db-pool-timeout-ms",
         "750",
+        "--db-statement-timeout-ms",
+        "1500",
         "--rate-limit-per-second",
         "7",
         "--rate-limit-burst",
@@ -251,6 +253,7 @@ fn limits_are_read_from_the_command_line() {
     assert_eq!(limits.connections_per_worker_max, 64);
     assert_eq!(limits.pool.size, Some(3));
     assert_eq!(limits.pool.checkout_timeout, Duration::from_millis(750));
+    assert_eq!(limits.pool.statement_timeout, Duration::from_millis(1_500));
     assert_eq!(
         limits.rate_limit,
         RateLimit {
@@ -264,6 +267,8 @@ fn limits_are_read_from_the_command_line() {
         ["--rate-limit-per-second", "0"],
         ["--max-connections", "1"],
         ["--db-pool-timeout-ms", "600000"],
+        ["--db-statement-timeout-ms", "0"],
+        ["--db-statement-timeout-ms", "3600001"],
     ] {
         let mut args = vec!["leeway"];
         args.extend(refused);
@@ -272,4 +277,56 @@ fn limits_are_read_from_the_command_line() {
             "{refused:?}"
         );
     }
+}
+
+fn half_second_statements(config: &mut Config) {
+    config.limits.pool.statement_timeout = Duration::from_millis(500);
+}
+
+configured_backend_tests!(half_second_statements => a_statement_stuck_on_a_lock_answers_503_and_writes_nothing);
+
+/// Another session holds a lock the spend needs (PostgreSQL: the problem's
+/// row; SQLite: the write lock) for longer than the statement timeout: the
+/// request answers 503 with `Retry-After` instead of hanging, writes
+/// nothing, and the same spend succeeds once the lock is gone.
+async fn a_statement_stuck_on_a_lock_answers_503_and_writes_nothing(app: TestApp) {
+    use diesel::connection::SimpleConnection;
+    use diesel::{Connection, PgConnection, SqliteConnection};
+
+    app.org().await;
+    let problem = app.open_problem("sam", "Locked").await;
+    let lock: Box<dyn SimpleConnection> = if crate::audit::is_postgres(&app) {
+        let mut holder = PgConnection::establish(&app.database_url).unwrap();
+        holder
+            .batch_execute(&format!(
+                "BEGIN; SELECT id FROM problems WHERE id = '{problem}' FOR UPDATE"
+            ))
+            .unwrap();
+        Box::new(holder)
+    } else {
+        let mut holder = SqliteConnection::establish(&app.database_url).unwrap();
+        holder.batch_execute("BEGIN IMMEDIATE").unwrap();
+        Box::new(holder)
+    };
+    let mut lock = lock;
+    let started = Instant::now();
+    let stuck = app.spend("sam", &problem, "10.00").await;
+    let waited = started.elapsed();
+    stuck.assert_problem(503, "service_unavailable");
+    assert!(stuck.header("retry-after").is_some(), "{:?}", stuck.headers);
+    assert!(
+        waited < Duration::from_secs(10),
+        "answered after {waited:?}: a hang"
+    );
+    lock.batch_execute("ROLLBACK").unwrap();
+    let spends = app
+        .get("sam", &format!("/v1/spends?problem_id={problem}"))
+        .await;
+    assert_eq!(
+        spends.body["items"],
+        json!([]),
+        "the stuck spend wrote nothing"
+    );
+    let logged = app.spend("sam", &problem, "10.00").await;
+    assert_eq!(logged.status, 201, "{}", logged.body);
 }
