@@ -296,8 +296,7 @@ pub async fn update(
             // Both given and contradictory is a bad request (422, in
             // check_team); one given that contradicts the stored other is a
             // conflict with the person's state.
-            let contradicts_state =
-                !(matches!(role, Some(Some(_))) && matches!(body.team_id, Some(None)));
+            let both_in_body = matches!(role, Some(Some(_))) && matches!(body.team_id, Some(None));
             let role = match role.flatten() {
                 Some(role) => role,
                 None => person
@@ -309,7 +308,7 @@ pub async fn update(
                 Some(team_id) => team_id,
                 None => person.team_id.clone(),
             };
-            if contradicts_state && team_id.is_none() && role.needs_team() {
+            if !both_in_body && team_id.is_none() && role.needs_team() {
                 return Err(ApiError::Conflict(format!(
                     "a {} belongs to a team and this person would have none: give a team_id",
                     role.as_str()

@@ -203,16 +203,12 @@ pub struct PageQuery {
 /// valid position (the page starts after it), so a client may also resume
 /// from an id it kept; anything that is not an id is refused.
 pub fn page_request(limit: Option<i64>, after: Option<&str>) -> Result<PageRequest, ApiError> {
-    let after = after
-        .map(|cursor| {
-            uuid::Uuid::parse_str(cursor)
-                .ok()
-                .filter(|_| cursor.len() == HYPHENATED_UUID_LENGTH)
-                .map(|id| id.hyphenated().to_string())
-                .ok_or_else(|| invalid_cursor("the id of an item"))
-        })
-        .transpose()?;
-    bounded_page(limit, after)
+    keyed_page(limit, after, "the id of an item", |cursor| {
+        uuid::Uuid::parse_str(cursor)
+            .ok()
+            .filter(|_| cursor.len() == HYPHENATED_UUID_LENGTH)
+            .map(|id| id.hyphenated().to_string())
+    })
 }
 
 /// Like [`page_request`], for lists in version order: the cursor is the last
@@ -221,18 +217,11 @@ pub fn version_page_request(
     limit: Option<i64>,
     after: Option<&str>,
 ) -> Result<PageRequest, ApiError> {
-    let after = after
-        .map(|cursor| {
-            let digits = (1..=VERSION_CURSOR_DIGITS_MAX).contains(&cursor.len())
-                && cursor.bytes().all(|b| b.is_ascii_digit());
-            digits
-                .then(|| cursor.parse::<i32>().ok())
-                .flatten()
-                .map(|version| version.to_string())
-                .ok_or_else(|| invalid_cursor("a version number"))
-        })
-        .transpose()?;
-    bounded_page(limit, after)
+    keyed_page(limit, after, "a version number", |cursor| {
+        let digits = (1..=VERSION_CURSOR_DIGITS_MAX).contains(&cursor.len())
+            && cursor.bytes().all(|b| b.is_ascii_digit());
+        digits.then(|| cursor.to_owned())
+    })
 }
 
 /// Like [`page_request`], for report groups: the cursor is the last group's
@@ -242,17 +231,31 @@ pub fn group_page_request(
     limit: Option<i64>,
     after: Option<&str>,
 ) -> Result<PageRequest, ApiError> {
-    let after = after
-        .map(|cursor| {
-            is_group_key(cursor)
-                .then(|| cursor.to_owned())
-                .ok_or_else(|| invalid_cursor("a group key GROUP_ID|YYYY-MM|CURRENCY"))
-        })
-        .transpose()?;
-    bounded_page(limit, after)
+    keyed_page(
+        limit,
+        after,
+        "a group key GROUP_ID|YYYY-MM|CURRENCY",
+        |cursor| is_group_key(cursor).then(|| cursor.to_owned()),
+    )
 }
 
-fn bounded_page(limit: Option<i64>, after: Option<String>) -> Result<PageRequest, ApiError> {
+/// A bounded page whose cursor `key` reads (`None`: not a key of this list,
+/// described by `expected` in the 400).
+fn keyed_page(
+    limit: Option<i64>,
+    after: Option<&str>,
+    expected: &str,
+    key: impl FnOnce(&str) -> Option<String>,
+) -> Result<PageRequest, ApiError> {
+    let after = after
+        .map(|cursor| {
+            key(cursor).ok_or_else(|| {
+                ApiError::InvalidQuery(format!(
+                    "after must be {expected}: pass next_cursor from a previous page"
+                ))
+            })
+        })
+        .transpose()?;
     let limit = limit.unwrap_or(PAGE_SIZE_DEFAULT);
     if !(1..=PAGE_SIZE_MAX).contains(&limit) {
         return Err(ApiError::InvalidQuery(format!(
@@ -260,12 +263,6 @@ fn bounded_page(limit: Option<i64>, after: Option<String>) -> Result<PageRequest
         )));
     }
     Ok(PageRequest { limit, after })
-}
-
-fn invalid_cursor(expected: &str) -> ApiError {
-    ApiError::InvalidQuery(format!(
-        "after must be {expected}: pass next_cursor from a previous page"
-    ))
 }
 
 /// `GROUP_ID|YYYY-MM|CURRENCY`, with the id as a lowercase hyphenated UUID.
