@@ -11,7 +11,7 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::Response;
+use crate::helpers::{Response, try_read};
 
 /// Longest a test waits for any one answer: far past every server-side
 /// bound, so reaching it means the server hangs.
@@ -170,20 +170,7 @@ pub async fn send(
     for (name, value) in headers {
         request = request.header(*name, *value);
     }
-    let response = request.send().await?;
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    let text = response.text().await?;
-    let body = if text.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&text).unwrap_or(Value::String(text))
-    };
-    Ok(Response {
-        status,
-        headers,
-        body,
-    })
+    try_read(request.send().await?).await
 }
 
 /// Like [`send`], for a request that must be answered.

@@ -343,19 +343,24 @@ pub struct Org {
 
 /// Reads a response whatever its body.
 pub async fn read(response: reqwest::Response) -> Response {
+    try_read(response).await.unwrap()
+}
+
+/// Like [`read`], with a body cut off (connection reset) as an `Err`.
+pub async fn try_read(response: reqwest::Response) -> Result<Response, reqwest::Error> {
     let status = response.status().as_u16();
     let headers = response.headers().clone();
-    let text = response.text().await.unwrap();
+    let text = response.text().await?;
     let body = if text.is_empty() {
         Value::Null
     } else {
         serde_json::from_str(&text).unwrap_or(Value::String(text))
     };
-    Response {
+    Ok(Response {
         status,
         headers,
         body,
-    }
+    })
 }
 
 /// The raw HTTP answer on `stream` (head and body), or `None` if none
