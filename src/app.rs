@@ -12,14 +12,13 @@ use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::middleware::{DefaultHeaders, from_fn};
 use actix_web::{App, HttpRequest, HttpServer, web};
 
-use crate::api::{self, types::BODY_SIZE_MAX};
-use crate::auth::Tokens;
+use crate::api;
+use crate::body::BODY_SIZE_MAX;
 use crate::clock::Clock;
-use crate::config::{Config, Limits};
 use crate::db::{Db, new_id};
-use crate::error::{ApiError, FieldError, REQUEST_ID};
-use crate::rate_limit::RateLimiter;
-use crate::shutdown::OpenConnections;
+use crate::error::{ApiError, REQUEST_ID};
+use crate::service::FieldError;
+use crate::state::AppState;
 
 /// How long a client may take to send its request head.
 pub const CLIENT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -31,15 +30,14 @@ pub const IDEMPOTENCY_PURGE_INTERVAL: Duration = Duration::from_secs(600);
 
 /// Purges expired idempotency keys every [`IDEMPOTENCY_PURGE_INTERVAL`] for
 /// as long as the server runs, so the table stays bounded by a day's traffic.
-fn spawn_idempotency_purge(db: Db) {
+fn spawn_idempotency_purge(db: Db, clock: Clock) {
     actix_web::rt::spawn(async move {
         let mut ticks = actix_web::rt::time::interval(IDEMPOTENCY_PURGE_INTERVAL);
         loop {
             ticks.tick().await;
+            let at = clock.now();
             let purged = db
-                .write(|connection| {
-                    crate::db::idempotency::purge_expired(connection, crate::db::now())
-                })
+                .write(move |connection| crate::db::idempotency::purge_expired(connection, at))
                 .await;
             match purged {
                 Ok(0) => {}
@@ -50,17 +48,21 @@ fn spawn_idempotency_purge(db: Db) {
     });
 }
 
-/// Seals an audit checkpoint every [`crate::db::audit::CHECKPOINT_INTERVAL_SECS`]
+/// Seals an audit checkpoint every [`crate::db::checkpoints::CHECKPOINT_INTERVAL_SECS`]
 /// (the first one interval after start) for as long as the server runs.
 /// Several processes may race; the checkpoint number's key lets one win.
-fn spawn_checkpoint_sealer(db: Db) {
+fn spawn_checkpoint_sealer(db: Db, clock: Clock) {
     actix_web::rt::spawn(async move {
-        let period = Duration::from_secs(crate::db::audit::CHECKPOINT_INTERVAL_SECS);
+        let period = Duration::from_secs(crate::db::checkpoints::CHECKPOINT_INTERVAL_SECS);
         let start = actix_web::rt::time::Instant::now() + period;
         let mut ticks = actix_web::rt::time::interval_at(start, period);
         loop {
             ticks.tick().await;
-            match db.read(crate::db::audit::seal_checkpoint).await {
+            let at = clock.now();
+            let sealed = db
+                .read(move |connection| crate::db::checkpoints::seal_checkpoint(connection, at))
+                .await;
+            match sealed {
                 Ok(Some(checkpoint)) => tracing::info!(
                     number = checkpoint.number,
                     as_of = checkpoint.as_of,
@@ -74,44 +76,6 @@ fn spawn_checkpoint_sealer(db: Db) {
     });
 }
 
-/// State shared by every request of one process. Nothing here holds
-/// correctness: all of that lives in database transactions, so any number
-/// of processes can serve one database.
-pub struct AppState {
-    /// The database.
-    pub db: Db,
-    /// Token signer and verifier.
-    pub tokens: Tokens,
-    /// The time every time-dependent rule reads.
-    pub clock: Clock,
-    /// How often the review SLA escalation task runs.
-    pub escalation_interval: Duration,
-    /// Limits on what clients may consume.
-    pub limits: Limits,
-    /// Each caller's request allowance, in this process.
-    pub rate_limiter: RateLimiter,
-    /// Origins allowed to call the API from a browser (CORS); empty: none.
-    pub cors_origins: Vec<String>,
-    /// The connections this process has open, for a drained shutdown.
-    pub connections: OpenConnections,
-}
-
-impl AppState {
-    /// Builds the state from configuration; opens no connection yet.
-    pub fn new(config: &Config) -> Result<Self, String> {
-        Ok(Self {
-            db: Db::with_pool(&config.database, config.limits.pool)?,
-            tokens: Tokens::new(&config.jwt),
-            clock: Clock::system(),
-            escalation_interval: config.escalation_interval,
-            limits: config.limits.clone(),
-            rate_limiter: RateLimiter::new(config.limits.rate_limit),
-            cors_origins: config.cors_origins.clone(),
-            connections: OpenConnections::default(),
-        })
-    }
-}
-
 /// Starts serving on `listener`. The returned server runs until stopped
 /// through its handle; it does not listen for signals itself (the binary
 /// runs `shutdown::stop_on_signal` beside it).
@@ -120,8 +84,8 @@ pub fn serve(
     listener: TcpListener,
     workers: Option<usize>,
 ) -> std::io::Result<Server> {
-    spawn_idempotency_purge(state.db.clone());
-    spawn_checkpoint_sealer(state.db.clone());
+    spawn_idempotency_purge(state.db.clone(), state.clock.clone());
+    spawn_checkpoint_sealer(state.db.clone(), state.clock.clone());
     crate::workflow::spawn_escalation(
         state.db.clone(),
         state.clock.clone(),
@@ -224,4 +188,17 @@ fn query_error(error: QueryPayloadError, _request: &HttpRequest) -> actix_web::E
 
 fn path_error(_error: PathError, _request: &HttpRequest) -> actix_web::Error {
     ApiError::RouteNotFound.into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::idempotency::IDEMPOTENT_REPLAYED_HEADER;
+    use crate::cors::EXPOSED_HEADERS;
+
+    #[test]
+    fn cors_exposes_the_headers_leeway_sends() {
+        assert!(EXPOSED_HEADERS.contains(REQUEST_ID_HEADER));
+        assert!(EXPOSED_HEADERS.contains(IDEMPOTENT_REPLAYED_HEADER));
+    }
 }

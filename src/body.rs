@@ -14,16 +14,16 @@ use actix_web::middleware::Next;
 use actix_web::web::{self, Bytes, BytesMut};
 use futures_util::StreamExt;
 
-use crate::api::types::BODY_SIZE_MAX;
-use crate::app::AppState;
 use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Largest request body accepted, in bytes.
+pub const BODY_SIZE_MAX: usize = 64 * 1024;
 
 /// Deepest nesting of JSON arrays and objects accepted in a body. Leeway's
 /// own bodies nest two levels (a spend's `amount`); the margin leaves room
 /// for growth while keeping hostile bodies shallow.
 pub const JSON_DEPTH_MAX: usize = 16;
-/// How long a client may take to send a request body, by default.
-pub const BODY_READ_TIMEOUT_DEFAULT: Duration = Duration::from_secs(10);
 
 /// Middleware: reads the body within the configured time and size, checks
 /// the nesting of a JSON body, and hands the buffered body on.

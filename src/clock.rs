@@ -2,12 +2,13 @@
 //! escalation, delegation windows, the calendar month of a period
 //! allowance) reads the time from here rather than from the system, so the
 //! test suite can move time forward by hours without sleeping. In a running
-//! server the offset is zero and nothing can change it.
+//! server the offset is zero and nothing can change it. This is the only
+//! place that reads the system's wall-clock time.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use chrono::{NaiveDateTime, TimeDelta};
+use chrono::{NaiveDateTime, SubsecRound, TimeDelta, Utc};
 
 /// The system clock plus an offset that only tests move.
 #[derive(Debug, Clone, Default)]
@@ -26,9 +27,8 @@ impl Clock {
     #[must_use]
     pub fn now(&self) -> NaiveDateTime {
         let offset = TimeDelta::seconds(self.offset_secs.load(Ordering::SeqCst));
-        crate::db::now()
-            .checked_add_signed(offset)
-            .unwrap_or_else(crate::db::now)
+        let system = Utc::now().naive_utc().trunc_subsecs(6);
+        system.checked_add_signed(offset).unwrap_or(system)
     }
 
     /// Moves this clock (and every clone of it) forward. For tests: a

@@ -8,14 +8,20 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::auth::PublicKey;
-use crate::body::BODY_READ_TIMEOUT_DEFAULT;
-use crate::cors::{CORS_ORIGINS_MAX, parse_origin};
 use crate::db::{
     DatabaseUrl, POOL_CHECKOUT_TIMEOUT, POOL_SIZE_MAX, PoolSettings, STATEMENT_TIMEOUT,
 };
 use crate::rate_limit::{RATE_LIMIT_BURST_DEFAULT, RATE_LIMIT_PER_SECOND_DEFAULT, RateLimit};
+use crate::tokens::{
+    JWT_LEEWAY_SECS_DEFAULT, JWT_LEEWAY_SECS_MAX, JWT_LIFETIME_MAX_SECS_DEFAULT, JwtConfig,
+    PublicKey,
+};
 
+/// Most origins that may be configured: a handful of form hosts, not a
+/// list of customers.
+pub const CORS_ORIGINS_MAX: usize = 32;
+/// How long a client may take to send a request body, by default.
+pub const BODY_READ_TIMEOUT_DEFAULT: Duration = Duration::from_secs(10);
 /// Shortest HS256 secret accepted, in bytes: RFC 7518 §3.2 asks for a key at
 /// least as long as the hash output (256 bits).
 pub const JWT_SECRET_LENGTH_MIN: usize = 32;
@@ -27,13 +33,6 @@ pub const SQLITE_FILE_NAME: &str = "leeway.db";
 pub const TOKEN_TTL_SECS_DEFAULT: u64 = 3_600;
 /// Default seconds between two runs of the review SLA escalation task.
 pub const ESCALATION_INTERVAL_SECS_DEFAULT: u64 = 60;
-/// Clock skew tolerated when checking `exp`, `nbf` and `iat`, by default.
-pub const JWT_LEEWAY_SECS_DEFAULT: u64 = 30;
-/// Largest clock skew an operator may configure: more would make `exp` moot.
-pub const JWT_LEEWAY_SECS_MAX: u64 = 300;
-/// Longest token lifetime accepted by default (`exp - iat`, or `exp - now`
-/// without `iat`): a stolen token is useful for a day at most.
-pub const JWT_LIFETIME_MAX_SECS_DEFAULT: u64 = 86_400;
 /// Address served when none is configured.
 pub const BIND_DEFAULT: &str = "127.0.0.1:8080";
 /// Open connections each HTTP worker serves at once, by default; past it the
@@ -265,38 +264,6 @@ pub enum Command {
     },
 }
 
-/// Token verification settings.
-#[derive(Clone)]
-pub struct JwtConfig {
-    /// The HS256 secret: signs `leeway token` tokens and verifies HS256 ones.
-    pub secret: Vec<u8>,
-    /// Required issuer.
-    pub issuer: Option<String>,
-    /// Required audience.
-    pub audience: Option<String>,
-    /// Identity-provider keys for RS256 and ES256 tokens; empty when none.
-    pub public_keys: Vec<PublicKey>,
-    /// Clock skew tolerated on `exp`, `nbf` and `iat`, in seconds.
-    pub leeway_secs: u64,
-    /// Longest token lifetime accepted, in seconds.
-    pub lifetime_max_secs: u64,
-}
-
-impl JwtConfig {
-    /// HS256 with `secret` only, no issuer or audience, default leeway and lifetime.
-    #[must_use]
-    pub fn from_secret(secret: Vec<u8>) -> Self {
-        Self {
-            secret,
-            issuer: None,
-            audience: None,
-            public_keys: Vec::new(),
-            leeway_secs: JWT_LEEWAY_SECS_DEFAULT,
-            lifetime_max_secs: JWT_LIFETIME_MAX_SECS_DEFAULT,
-        }
-    }
-}
-
 /// Limits on what clients may consume, resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
@@ -423,6 +390,26 @@ impl Config {
     }
 }
 
+/// Checks one configured origin: `http` or `https`, a host and an optional
+/// port, nothing else (a browser's `Origin` header has no path, query or
+/// trailing slash, so such an entry would never match).
+pub fn parse_origin(origin: &str) -> Result<String, String> {
+    let refuse = || {
+        format!(
+            "{origin:?} is not an origin: write scheme://host[:port], e.g. https://forms.example.com"
+        )
+    };
+    let (scheme, authority) = origin.split_once("://").ok_or_else(refuse)?;
+    let valid_authority = !authority.is_empty()
+        && authority
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
+    if !matches!(scheme, "http" | "https") || !valid_authority {
+        return Err(refuse());
+    }
+    Ok(origin.to_ascii_lowercase())
+}
+
 /// Checks the configured CORS origins, skipping empty entries (a trailing comma).
 fn cors_origins(origins: &[String]) -> Result<Vec<String>, String> {
     let origins: Vec<String> = origins
@@ -463,5 +450,30 @@ fn read_or_create_secret(data_dir: &Path) -> Result<Vec<u8>, String> {
             Ok(secret.trim().as_bytes().to_vec())
         }
         Err(error) => Err(describe(error)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins_are_scheme_host_and_port_only() {
+        assert_eq!(
+            parse_origin("https://Forms.Example.com").unwrap(),
+            "https://forms.example.com"
+        );
+        assert!(parse_origin("http://localhost:3000").is_ok());
+        for refused in [
+            "*",
+            "forms.example.com",
+            "https://forms.example.com/",
+            "https://forms.example.com/path",
+            "ftp://forms.example.com",
+            "https://",
+            "null",
+        ] {
+            assert!(parse_origin(refused).is_err(), "{refused}");
+        }
     }
 }

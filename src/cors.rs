@@ -11,11 +11,8 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{HttpResponse, web};
 
-use crate::app::AppState;
+use crate::state::AppState;
 
-/// Most origins that may be configured: a handful of form hosts, not a
-/// list of customers.
-pub const CORS_ORIGINS_MAX: usize = 32;
 /// How long a browser may cache a preflight answer, in seconds.
 pub const CORS_MAX_AGE_SECS: u32 = 600;
 /// Methods a browser may use cross-origin: every method a route answers.
@@ -23,27 +20,8 @@ const ALLOWED_METHODS: &str = "GET, POST, PUT, PATCH";
 /// Request headers a browser may send cross-origin.
 const ALLOWED_HEADERS: &str = "authorization, content-type, idempotency-key";
 /// Response headers a browser script may read beyond the CORS-safelisted ones.
-const EXPOSED_HEADERS: &str = "x-request-id, retry-after, idempotent-replayed, www-authenticate";
-
-/// Checks one configured origin: `http` or `https`, a host and an optional
-/// port, nothing else (a browser's `Origin` header has no path, query or
-/// trailing slash, so such an entry would never match).
-pub fn parse_origin(origin: &str) -> Result<String, String> {
-    let refuse = || {
-        format!(
-            "{origin:?} is not an origin: write scheme://host[:port], e.g. https://forms.example.com"
-        )
-    };
-    let (scheme, authority) = origin.split_once("://").ok_or_else(refuse)?;
-    let valid_authority = !authority.is_empty()
-        && authority
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
-    if !matches!(scheme, "http" | "https") || !valid_authority {
-        return Err(refuse());
-    }
-    Ok(origin.to_ascii_lowercase())
-}
+pub const EXPOSED_HEADERS: &str =
+    "x-request-id, retry-after, idempotent-replayed, www-authenticate";
 
 /// Middleware: answers preflight requests from allowed origins and marks
 /// their other responses (errors included) readable by the browser.
@@ -91,37 +69,4 @@ pub async fn cors(
         );
     }
     Ok(response.map_into_left_body())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::api::idempotency::IDEMPOTENT_REPLAYED_HEADER;
-    use crate::app::REQUEST_ID_HEADER;
-
-    #[test]
-    fn origins_are_scheme_host_and_port_only() {
-        assert_eq!(
-            parse_origin("https://Forms.Example.com").unwrap(),
-            "https://forms.example.com"
-        );
-        assert!(parse_origin("http://localhost:3000").is_ok());
-        for refused in [
-            "*",
-            "forms.example.com",
-            "https://forms.example.com/",
-            "https://forms.example.com/path",
-            "ftp://forms.example.com",
-            "https://",
-            "null",
-        ] {
-            assert!(parse_origin(refused).is_err(), "{refused}");
-        }
-    }
-
-    #[test]
-    fn exposed_headers_name_the_ones_leeway_sends() {
-        assert!(EXPOSED_HEADERS.contains(REQUEST_ID_HEADER));
-        assert!(EXPOSED_HEADERS.contains(IDEMPOTENT_REPLAYED_HEADER));
-    }
 }

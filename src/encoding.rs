@@ -1,6 +1,9 @@
-//! Hex encoding, for digests and generated secrets.
+//! Text encodings shared by storage, the ledger and the API: hex for
+//! digests and generated secrets, RFC 3339 for timestamps.
 
 use std::fmt::Write;
+
+use chrono::{DateTime, NaiveDateTime, Utc};
 
 /// Lower-case hex of `bytes`.
 #[must_use]
@@ -11,6 +14,14 @@ pub fn hex(bytes: &[u8]) -> String {
         let _ = write!(text, "{byte:02x}");
     }
     text
+}
+
+/// An RFC 3339 UTC timestamp with `Z` and microseconds, as every JSON
+/// timestamp and every hashed timestamp is written.
+#[must_use]
+pub fn rfc3339(at: NaiveDateTime) -> String {
+    DateTime::<Utc>::from_naive_utc_and_offset(at, Utc)
+        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
 #[cfg(test)]

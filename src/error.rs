@@ -31,6 +31,7 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
 use crate::domain::money::MoneyError;
+use crate::service::{self, FieldError, Refusal};
 
 /// Seconds a client should wait before retrying after a 503.
 pub const RETRY_AFTER_SECS: u32 = 1;
@@ -42,17 +43,6 @@ tokio::task_local! {
     /// The id of the request being served, set by the request-id middleware
     /// so an internal error can name it in its body and its log line.
     pub static REQUEST_ID: String;
-}
-
-/// One refused input field.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct FieldError {
-    /// The field's JSON path, e.g. `amount.currency`.
-    pub field: String,
-    /// A stable snake_case code, e.g. `too_many_decimals`.
-    pub code: &'static str,
-    /// What is wrong and what to send instead.
-    pub message: String,
 }
 
 /// Every way a request can fail.
@@ -150,25 +140,13 @@ impl ApiError {
     /// A validation failure of one field.
     #[must_use]
     pub fn field(field: impl Into<String>, code: &'static str, message: impl Into<String>) -> Self {
-        Self::Validation(vec![FieldError {
-            field: field.into(),
-            code,
-            message: message.into(),
-        }])
+        Self::Validation(vec![FieldError::new(field, code, message)])
     }
 
     /// A refused money value at `field`.
     #[must_use]
     pub fn money(field: &str, error: &MoneyError) -> Self {
-        let code = match error {
-            MoneyError::UnknownCurrency(_) => "unknown_currency",
-            MoneyError::NotADecimal(_) => "not_a_decimal",
-            MoneyError::TooManyDecimals { .. } => "too_many_decimals",
-            MoneyError::NotPositive => "not_positive",
-            MoneyError::TooLarge { .. } => "too_large",
-            MoneyError::CurrencyMismatch { .. } => "currency_mismatch",
-        };
-        Self::field(field, code, error.to_string())
+        Self::Validation(vec![FieldError::money(field, error)])
     }
 
     /// The stable machine-readable code.
@@ -298,32 +276,39 @@ impl ResponseError for ApiError {
     }
 }
 
-impl From<diesel::result::Error> for ApiError {
-    fn from(error: diesel::result::Error) -> Self {
-        use diesel::result::{DatabaseErrorKind, Error};
-        match &error {
-            Error::DatabaseError(
-                DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::SerializationFailure,
-                _,
-            ) => Self::Unavailable(error.to_string()),
-            // A statement that ran or waited past the statement timeout:
-            // PostgreSQL cancels it, SQLite gives up waiting for the lock.
-            Error::DatabaseError(_, info)
-                if info
-                    .message()
-                    .contains("canceling statement due to statement timeout")
-                    || info.message().contains("database is locked") =>
-            {
-                Self::Unavailable(error.to_string())
-            }
-            _ => Self::Internal(error.to_string()),
+impl From<service::Error> for ApiError {
+    fn from(error: service::Error) -> Self {
+        use service::Error as Service;
+        match error {
+            Service::NotFound(what) => Self::NotFound(what),
+            Service::UnknownReference { field, names } => Self::UnknownReference(field, names),
+            Service::Forbidden(detail) => Self::Forbidden(detail),
+            Service::SelfReviewForbidden => Self::SelfReviewForbidden,
+            Service::Invalid(errors) => Self::Validation(errors),
+            Service::Refused(refusal) => refusal.into(),
+            Service::Unavailable(cause) => Self::Unavailable(cause),
+            Service::Internal(cause) => Self::Internal(cause),
         }
     }
 }
 
-impl From<actix_web::error::BlockingError> for ApiError {
-    fn from(error: actix_web::error::BlockingError) -> Self {
-        Self::Internal(error.to_string())
+impl From<Refusal> for ApiError {
+    fn from(refusal: Refusal) -> Self {
+        match refusal {
+            Refusal::AlreadyDecided => Self::AlreadyDecided,
+            Refusal::NotVoidable(status) => Self::NotVoidable(status),
+            Refusal::ProblemClosed => Self::ProblemClosed,
+            Refusal::LimitBelowApproved(approved) => Self::LimitBelowApproved(approved),
+            Refusal::AsOfAhead { asked, safe } => Self::AsOfAhead(asked, safe),
+            Refusal::NoPolicy => Self::NoPolicy,
+            Refusal::Conflict(detail) => Self::Conflict(detail),
+        }
+    }
+}
+
+impl From<crate::db::Error> for ApiError {
+    fn from(error: crate::db::Error) -> Self {
+        service::Error::from(error).into()
     }
 }
 

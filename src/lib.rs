@@ -16,5 +16,8 @@ pub mod domain;
 pub mod encoding;
 pub mod error;
 pub mod rate_limit;
+pub mod service;
 pub mod shutdown;
+pub mod state;
+pub mod tokens;
 pub mod workflow;

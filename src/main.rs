@@ -5,13 +5,14 @@ use std::net::TcpListener;
 use std::process::ExitCode;
 
 use clap::Parser;
-use leeway::app::{self, AppState};
-use leeway::auth::Tokens;
+use leeway::app;
 use leeway::config::{Cli, Command, Config};
 use leeway::db::{DatabaseUrl, Db};
 use leeway::domain::access::Role;
 use leeway::error::ApiError;
 use leeway::shutdown;
+use leeway::state::AppState;
+use leeway::tokens::Tokens;
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
@@ -102,8 +103,9 @@ fn verify(config: &Config) -> Result<(), String> {
         let text = serde_json::to_string(broken).map_err(|error| error.to_string())?;
         return Err(format!("the audit chain is broken: {text}"));
     }
+    let at = leeway::clock::Clock::system().now();
     match db
-        .read_blocking(leeway::db::audit::seal_checkpoint)
+        .read_blocking(|connection| leeway::db::checkpoints::seal_checkpoint(connection, at))
         .map_err(|error| error.to_string())?
     {
         Some(checkpoint) => eprintln!(
@@ -133,6 +135,7 @@ fn bootstrap(
             email,
             None,
             Role::Admin,
+            leeway::clock::Clock::system().now(),
         )
     });
     match created {

@@ -16,7 +16,8 @@ use chrono::{NaiveDateTime, TimeDelta};
 
 use crate::api::spends::SpendJson;
 use crate::clock::Clock;
-use crate::db::events::{self, Subject};
+use crate::db::audit;
+use crate::db::events::Subject;
 use crate::db::policies::PolicyRow;
 use crate::db::review_steps::{self, ReviewStepRow};
 use crate::db::spends::{self, Routing, SpendRow};
@@ -34,7 +35,7 @@ pub fn pinned_policy(
     version: Option<i32>,
 ) -> Result<Option<PolicyRow>, ApiError> {
     match (team_id, version) {
-        (Some(team_id), Some(version)) => policies::find(connection, team_id, version),
+        (Some(team_id), Some(version)) => Ok(policies::find(connection, team_id, version)?),
         _ => Ok(None),
     }
 }
@@ -120,7 +121,8 @@ pub fn record_step(
             note: step.note.map(str::to_owned),
             at: step.at,
         },
-    )
+    )?;
+    Ok(())
 }
 
 /// Escalates one overdue spend to the next manager up (the reviewer it
@@ -229,7 +231,7 @@ fn escalate_with_event(
         problem_id: Some(&spend.problem_id),
     };
     let json = SpendJson::from_row(spend.clone())?;
-    events::record(connection, None, "spend.escalated", subject, &json)?;
+    audit::append(connection, None, "spend.escalated", subject, &json, at)?;
     Ok(true)
 }
 

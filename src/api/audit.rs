@@ -5,11 +5,13 @@
 use actix_web::{HttpResponse, web};
 use serde::Serialize;
 
-use crate::app::AppState;
-use crate::db::audit::{self, BrokenLink, CheckpointRow, VerifyReport};
-use crate::db::{DbConnection, rfc3339};
+use crate::db::DbConnection;
+use crate::db::audit;
+use crate::db::checkpoints::{self, BrokenLink, CheckpointRow, VerifyReport};
 use crate::domain::access::Caller;
+use crate::encoding::rfc3339;
 use crate::error::ApiError;
+use crate::state::AppState;
 
 /// A checkpoint as JSON.
 #[derive(Debug, Serialize)]
@@ -94,7 +96,7 @@ impl VerifyJson {
 /// Verifies everything on one connection, outside any transaction.
 pub fn run_verification(connection: &mut DbConnection) -> Result<VerifyJson, ApiError> {
     let newest_safe_as_of = audit::safe_as_of(connection)?;
-    let report = audit::verify(connection)?;
+    let report = checkpoints::verify(connection)?;
     Ok(VerifyJson::new(report, newest_safe_as_of))
 }
 

@@ -10,12 +10,14 @@ use chrono::{NaiveDateTime, TimeDelta};
 use serde::{Deserialize, Serialize};
 
 use super::types::{Body, Checks, ListJson, PageQuery, TEXT_LENGTH_MAX, page_request, parse_id};
-use crate::app::AppState;
+use crate::db::audit;
 use crate::db::delegations::{self, DelegationRow, DelegationVisibility};
-use crate::db::events::{self, Subject};
-use crate::db::{DbConnection, new_id, people, rfc3339};
+use crate::db::events::Subject;
+use crate::db::{DbConnection, new_id, people};
 use crate::domain::access::{Caller, Role};
+use crate::encoding::rfc3339;
 use crate::error::ApiError;
+use crate::state::AppState;
 
 /// Longest delegation window accepted, in days.
 pub const DELEGATION_DAYS_MAX: i64 = 366;
@@ -155,7 +157,7 @@ pub async fn create(
                 revoked_at: None,
             };
             delegations::insert(connection, &row)?;
-            record(connection, &caller, "delegation.created", row)
+            record(connection, &caller, "delegation.created", row, at)
         })
         .await?;
     Ok(HttpResponse::Created().json(delegation))
@@ -191,6 +193,7 @@ fn record(
     caller: &Caller,
     kind: &str,
     row: DelegationRow,
+    at: NaiveDateTime,
 ) -> Result<DelegationJson, ApiError> {
     let json = DelegationJson::from_row(row);
     let subject = Subject {
@@ -199,7 +202,14 @@ fn record(
         team_id: None,
         problem_id: None,
     };
-    events::record(connection, Some(&caller.person_id), kind, subject, &json)?;
+    audit::append(
+        connection,
+        Some(&caller.person_id),
+        kind,
+        subject,
+        &json,
+        at,
+    )?;
     Ok(json)
 }
 
@@ -282,7 +292,7 @@ pub async fn revoke(
             }
             let row =
                 delegations::find(connection, &id)?.ok_or(ApiError::NotFound("delegation"))?;
-            record(connection, &caller, "delegation.revoked", row)
+            record(connection, &caller, "delegation.revoked", row, at)
         })
         .await?;
     Ok(HttpResponse::Ok().json(delegation))

@@ -5,11 +5,11 @@ use serde::{Deserialize, Serialize};
 
 use super::problems::parse_query_id;
 use super::types::{ListJson, page_request};
-use crate::app::AppState;
 use crate::db::events::{self, EventFilter, EventRow};
-use crate::db::rfc3339;
 use crate::domain::access::Caller;
+use crate::encoding::rfc3339;
 use crate::error::ApiError;
+use crate::state::AppState;
 
 /// Longest event kind accepted as a filter.
 const KIND_LENGTH_MAX: usize = 64;

@@ -24,11 +24,12 @@ use super::events::{EventJson, parse_time};
 use super::problems::parse_query_id;
 use super::spends::parse_status;
 use super::types::stored_money;
-use crate::app::AppState;
 use crate::db::exports::{self, EventExportFilter, SpendAsOf, SpendExportFilter};
-use crate::db::{Db, DbConnection, audit, rfc3339, teams};
+use crate::db::{Db, DbConnection, audit, teams};
 use crate::domain::access::Caller;
+use crate::encoding::rfc3339;
 use crate::error::ApiError;
+use crate::state::AppState;
 
 /// Header naming the `as_of` an export was produced at.
 pub const AS_OF_HEADER: &str = "leeway-as-of";
@@ -313,7 +314,7 @@ pub async fn team_filter(
             return Err(ApiError::NotFound("team"));
         }
         // Empty when the team came after `as_of`: then nothing matches.
-        exports::team_subtree(connection, &team_id, as_of).map(Some)
+        Ok(exports::team_subtree(connection, &team_id, as_of).map(Some)?)
     })
     .await
 }

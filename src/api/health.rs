@@ -3,9 +3,9 @@
 use actix_web::{HttpResponse, web};
 use serde_json::json;
 
-use crate::app::AppState;
 use crate::db;
 use crate::error::ApiError;
+use crate::state::AppState;
 
 /// The OpenAPI document, compiled in so the binary serves the spec it was built with.
 pub const OPENAPI_YAML: &str = include_str!("../../openapi.yaml");

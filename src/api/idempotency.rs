@@ -14,10 +14,10 @@ use actix_web::{HttpRequest, HttpResponse};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::app::AppState;
+use crate::db::DbConnection;
 use crate::db::idempotency::{self, Claim};
-use crate::db::{DbConnection, now};
 use crate::error::ApiError;
+use crate::state::AppState;
 
 /// Header carrying the key.
 pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
@@ -97,19 +97,25 @@ where
     };
     let (caller_id, fingerprint) = (request.caller_id.clone(), request.fingerprint.clone());
     let claim_key = key.clone();
+    let at = state.clock.now();
     let claim = state
         .db
         .write(move |connection| {
-            idempotency::claim(connection, &caller_id, &claim_key, &fingerprint, now())
+            idempotency::claim(connection, &caller_id, &claim_key, &fingerprint, at)
         })
         .await?;
-    if let Claim::Replay { status, body } = claim {
-        let status =
-            StatusCode::from_u16(status).map_err(|error| ApiError::Internal(error.to_string()))?;
-        return Ok(HttpResponse::build(status)
-            .insert_header((IDEMPOTENT_REPLAYED_HEADER, "true"))
-            .content_type("application/json")
-            .body(body));
+    match claim {
+        Claim::Proceed => {}
+        Claim::Replay { status, body } => {
+            let status = StatusCode::from_u16(status)
+                .map_err(|error| ApiError::Internal(error.to_string()))?;
+            return Ok(HttpResponse::build(status)
+                .insert_header((IDEMPOTENT_REPLAYED_HEADER, "true"))
+                .content_type("application/json")
+                .body(body));
+        }
+        Claim::Reused => return Err(ApiError::IdempotencyKeyReused),
+        Claim::InFlight => return Err(ApiError::IdempotencyKeyInFlight),
     }
     let (caller_id, status) = (request.caller_id.clone(), request.status);
     let work_key = key.clone();

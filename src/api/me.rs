@@ -4,10 +4,10 @@ use actix_web::{HttpResponse, web};
 use serde::Serialize;
 
 use super::people::PersonJson;
-use crate::app::AppState;
 use crate::db::people;
 use crate::domain::access::Caller;
 use crate::error::ApiError;
+use crate::state::AppState;
 
 #[derive(Serialize)]
 struct MeJson {

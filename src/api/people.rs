@@ -3,18 +3,21 @@
 //! finance and admins everyone.
 
 use actix_web::{HttpResponse, web};
+use chrono::NaiveDateTime;
 use serde::{Deserialize, Serialize};
 
 use super::types::{
     Body, Checks, EMAIL_LENGTH_MAX, ListJson, NAME_LENGTH_MAX, PageQuery, SUBJECT_LENGTH_MAX,
     nullable, page_request, parse_id,
 };
-use crate::app::AppState;
-use crate::db::events::{self, Subject};
+use crate::db::audit;
+use crate::db::events::Subject;
 use crate::db::people::{self, PersonRow};
-use crate::db::{DbConnection, new_id, now, rfc3339, teams};
+use crate::db::{DbConnection, new_id, teams};
 use crate::domain::access::{Caller, Role};
+use crate::encoding::rfc3339;
 use crate::error::ApiError;
+use crate::state::AppState;
 
 /// A person as JSON.
 #[derive(Debug, Serialize)]
@@ -127,6 +130,7 @@ fn record(
     actor_id: Option<&str>,
     kind: &str,
     person: &PersonRow,
+    at: NaiveDateTime,
 ) -> Result<(), ApiError> {
     let subject = Subject {
         subject_type: "person",
@@ -134,17 +138,23 @@ fn record(
         team_id: person.team_id.as_deref(),
         problem_id: None,
     };
-    events::record(
+    audit::append(
         connection,
         actor_id,
         kind,
         subject,
         &PersonJson::from(person.clone()),
-    )
+        at,
+    )?;
+    Ok(())
 }
 
 /// Creates a person in the caller's transaction; used by the API and by
 /// `leeway bootstrap`.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "interim: becomes a typed command in the service layer"
+)]
 pub fn insert_person(
     connection: &mut DbConnection,
     actor_id: Option<&str>,
@@ -153,9 +163,9 @@ pub fn insert_person(
     email: Option<String>,
     team_id: Option<&str>,
     role: Role,
+    at: NaiveDateTime,
 ) -> Result<PersonRow, ApiError> {
     let team_id = check_team(connection, role, team_id)?;
-    let at = now();
     let person = PersonRow {
         id: new_id(),
         subject,
@@ -166,8 +176,14 @@ pub fn insert_person(
         created_at: at,
         updated_at: at,
     };
-    people::insert(connection, &person)?;
-    record(connection, actor_id, "person.created", &person)?;
+    people::insert(connection, &person).map_err(|error| match error {
+        crate::db::Error::UniqueViolation(_) => ApiError::Conflict(format!(
+            "a person with subject {:?} already exists",
+            person.subject
+        )),
+        other => other.into(),
+    })?;
+    record(connection, actor_id, "person.created", &person, at)?;
     Ok(person)
 }
 
@@ -177,6 +193,7 @@ pub async fn create(
     caller: Caller,
     body: Body<CreatePerson>,
 ) -> Result<HttpResponse, ApiError> {
+    let at = state.clock.now();
     if !caller.administers() {
         return Err(ApiError::Forbidden(
             "only an admin can add people".to_owned(),
@@ -201,6 +218,7 @@ pub async fn create(
                 email,
                 body.team_id.as_deref(),
                 role,
+                at,
             )
         })
         .await?;
@@ -266,6 +284,7 @@ pub async fn update(
     path: web::Path<String>,
     body: Body<UpdatePerson>,
 ) -> Result<HttpResponse, ApiError> {
+    let at = state.clock.now();
     if !caller.administers() {
         return Err(ApiError::Forbidden(
             "only an admin can change people".to_owned(),
@@ -316,13 +335,14 @@ pub async fn update(
             }
             person.team_id = check_team(connection, role, team_id.as_deref())?;
             role.as_str().clone_into(&mut person.role);
-            person.updated_at = now();
+            person.updated_at = at;
             people::update(connection, &person)?;
             record(
                 connection,
                 Some(&caller.person_id),
                 "person.updated",
                 &person,
+                at,
             )?;
             Ok(person)
         })

@@ -9,13 +9,15 @@ use super::types::{
     Body, Checks, ListJson, MoneyInput, MoneyJson, PageQuery, parse_id, stored_money,
     version_page_request, whole_number,
 };
-use crate::app::AppState;
-use crate::db::events::{self, Subject};
+use crate::db::audit;
+use crate::db::events::Subject;
 use crate::db::policies::{self, PolicyRow};
-use crate::db::{now, rfc3339, teams};
+use crate::db::teams;
 use crate::domain::access::Caller;
 use crate::domain::money::Money;
+use crate::encoding::rfc3339;
 use crate::error::ApiError;
+use crate::state::AppState;
 
 /// Longest review SLA accepted, in hours (one year).
 pub const REVIEW_SLA_HOURS_MAX: i32 = 24 * 366;
@@ -119,6 +121,7 @@ pub async fn put(
     path: web::Path<String>,
     body: Body<PutPolicy>,
 ) -> Result<HttpResponse, ApiError> {
+    let at = state.clock.now();
     let team_id = parse_id(&path, "team")?;
     let mut checks = Checks::default();
     let new = check_money(&mut checks, &body);
@@ -161,25 +164,31 @@ pub async fn put(
                 per_problem_limit_minor: new.limit.minor(),
                 currency: new.limit.currency().code().to_owned(),
                 review_sla_hours,
-                effective_from: now(),
+                effective_from: at,
                 created_by: caller.person_id.clone(),
                 approval_limit_minor,
                 period_allowance_minor: new.period_allowance.map(Money::minor),
                 require_acknowledgement,
             };
-            policies::insert(connection, &policy)?;
+            policies::insert(connection, &policy).map_err(|error| match error {
+                crate::db::Error::UniqueViolation(_) => {
+                    ApiError::Conflict("the policy changed concurrently: retry".to_owned())
+                }
+                other => other.into(),
+            })?;
             let subject = Subject {
                 subject_type: "policy",
                 subject_id: &team_id,
                 team_id: Some(&team_id),
                 problem_id: None,
             };
-            events::record(
+            audit::append(
                 connection,
                 Some(&caller.person_id),
                 "policy.versioned",
                 subject,
                 &PolicyJson::from_row(policy.clone(), None)?,
+                policy.effective_from,
             )?;
             Ok(policy)
         })
@@ -199,7 +208,7 @@ pub async fn show_effective(
         .read(move |connection| {
             teams::find(connection, &team_id)?.ok_or(ApiError::NotFound("team"))?;
             let chain = teams::chain_upwards(connection, &team_id)?;
-            Ok((policies::effective(connection, &chain)?, team_id))
+            Ok::<_, ApiError>((policies::effective(connection, &chain)?, team_id))
         })
         .await?;
     let policy = policy.ok_or(ApiError::NotFound("policy"))?;
@@ -220,7 +229,7 @@ pub async fn versions(
         .db
         .read(move |connection| {
             teams::find(connection, &team_id)?.ok_or(ApiError::NotFound("team"))?;
-            policies::versions(connection, &team_id, &page)
+            Ok::<_, ApiError>(policies::versions(connection, &team_id, &page)?)
         })
         .await?;
     Ok(HttpResponse::Ok().json(ListJson::from_page(rows, |row| {

@@ -3,6 +3,7 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::NaiveDateTime;
 use serde::{Deserialize, Serialize};
 
 use super::idempotency::{self, Idempotent};
@@ -10,17 +11,19 @@ use super::types::{
     Body, Checks, ListJson, MoneyInput, MoneyJson, PageQuery, TEXT_LENGTH_MAX, TITLE_LENGTH_MAX,
     page_request, parse_id, stored_money, version_page_request, whole_number,
 };
-use crate::app::AppState;
-use crate::db::events::{self, Subject};
+use crate::db::audit;
+use crate::db::events::Subject;
 use crate::db::limit_changes::{self, LimitChangeRow};
 use crate::db::problems::{self, NewLimit, ProblemFilter, ProblemRow, Visibility};
-use crate::db::{DbConnection, new_id, now, people, policies, rfc3339, teams};
+use crate::db::{DbConnection, new_id, people, policies, teams};
 use crate::domain::access::{Caller, ProblemRef, Role};
 use crate::domain::currency::Currency;
 use crate::domain::limit::Totals;
 use crate::domain::money::Money;
 use crate::domain::review::authority_covers;
+use crate::encoding::rfc3339;
 use crate::error::ApiError;
+use crate::state::AppState;
 
 /// Where a problem's limit came from.
 #[derive(Debug, Serialize)]
@@ -178,6 +181,7 @@ pub async fn create(
     request: HttpRequest,
     body: Body<CreateProblem>,
 ) -> Result<HttpResponse, ApiError> {
+    let at = state.clock.now();
     let key = idempotency::idempotency_key(&request)?;
     let fingerprint = idempotency::fingerprint("POST /v1/problems", &*body)?;
     let body = body.into_inner();
@@ -206,7 +210,7 @@ pub async fn create(
         status: StatusCode::CREATED,
     };
     idempotency::respond(&state, request, move |connection| {
-        open(connection, &caller, new)
+        open(connection, &caller, new, at)
     })
     .await
 }
@@ -217,6 +221,7 @@ fn open(
     connection: &mut DbConnection,
     caller: &Caller,
     new: NewProblem,
+    at: NaiveDateTime,
 ) -> Result<ProblemJson, ApiError> {
     let owner_id = new.owner_id.unwrap_or_else(|| caller.person_id.clone());
     let owner = people::find(connection, &owner_id)?
@@ -274,7 +279,6 @@ fn open(
         ),
         (None, None) => return Err(ApiError::NoPolicy),
     };
-    let at = now();
     let (policy_team_id, policy_version) = policy
         .as_ref()
         .map(|policy| (policy.team_id.clone(), policy.version))
@@ -306,7 +310,7 @@ fn open(
     };
     problems::insert(connection, &problem)?;
     limit_changes::insert(connection, &first_limit(&problem))?;
-    record(connection, caller, "problem.opened", &problem)
+    record(connection, caller, "problem.opened", &problem, at)
 }
 
 /// Version 1 of a new problem's limit history: the limit it opened with.
@@ -331,6 +335,7 @@ fn record_with(
     kind: &str,
     problem: &ProblemRow,
     data: &impl Serialize,
+    at: NaiveDateTime,
 ) -> Result<(), ApiError> {
     let subject = Subject {
         subject_type: "problem",
@@ -338,7 +343,8 @@ fn record_with(
         team_id: Some(&problem.team_id),
         problem_id: Some(&problem.id),
     };
-    events::record(connection, Some(&caller.person_id), kind, subject, data)
+    audit::append(connection, Some(&caller.person_id), kind, subject, data, at)?;
+    Ok(())
 }
 
 /// Writes the problem's event and returns its JSON.
@@ -347,6 +353,7 @@ fn record(
     caller: &Caller,
     kind: &str,
     problem: &ProblemRow,
+    at: NaiveDateTime,
 ) -> Result<ProblemJson, ApiError> {
     let json = ProblemJson::from_row(problem.clone())?;
     let subject = Subject {
@@ -355,7 +362,14 @@ fn record(
         team_id: Some(&problem.team_id),
         problem_id: Some(&problem.id),
     };
-    events::record(connection, Some(&caller.person_id), kind, subject, &json)?;
+    audit::append(
+        connection,
+        Some(&caller.person_id),
+        kind,
+        subject,
+        &json,
+        at,
+    )?;
     Ok(json)
 }
 
@@ -510,7 +524,7 @@ pub async fn update(
                 change_limit(connection, &caller, &problem, limit, reason, at)?;
             }
             let problem = problems::find(connection, &id)?.ok_or(ApiError::NotFound("problem"))?;
-            record(connection, &caller, "problem.updated", &problem)
+            record(connection, &caller, "problem.updated", &problem, at)
         })
         .await?;
     Ok(HttpResponse::Ok().json(problem))
@@ -603,7 +617,14 @@ pub fn change_limit(
     limit_changes::insert(connection, &change)?;
     let problem = problems::find(connection, &problem.id)?.ok_or(ApiError::NotFound("problem"))?;
     let json = LimitChangeJson::from_row(change, &problem.currency)?;
-    record_with(connection, caller, "problem.limit_changed", &problem, &json)
+    record_with(
+        connection,
+        caller,
+        "problem.limit_changed",
+        &problem,
+        &json,
+        at,
+    )
 }
 
 /// How far the caller may raise a limit on its own: the `approval_limit`
@@ -676,7 +697,7 @@ pub async fn limit_changes(
         .db
         .read(move |connection| {
             let problem = find_visible(connection, &caller, &id)?;
-            Ok((
+            Ok::<_, ApiError>((
                 limit_changes::list(connection, &id, &page)?,
                 problem.currency,
             ))
@@ -735,7 +756,7 @@ pub async fn acknowledge(
                 )));
             }
             let problem = problems::find(connection, &id)?.ok_or(ApiError::NotFound("problem"))?;
-            record(connection, &caller, "problem.acknowledged", &problem)
+            record(connection, &caller, "problem.acknowledged", &problem, at)
         })
         .await?;
     Ok(HttpResponse::Ok().json(problem))
@@ -748,6 +769,7 @@ pub async fn close(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&path, "problem")?;
+    let at = state.clock.now();
     let problem = state
         .db
         .write(move |connection| {
@@ -757,11 +779,11 @@ pub async fn close(
                     "only the owner or a manager of the team can close a problem".to_owned(),
                 ));
             }
-            if !problems::close(connection, &id, now())? {
+            if !problems::close(connection, &id, at)? {
                 return Err(ApiError::ProblemClosed);
             }
             let problem = problems::find(connection, &id)?.ok_or(ApiError::NotFound("problem"))?;
-            record(connection, &caller, "problem.closed", &problem)
+            record(connection, &caller, "problem.closed", &problem, at)
         })
         .await?;
     Ok(HttpResponse::Ok().json(problem))

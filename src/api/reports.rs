@@ -9,11 +9,11 @@ use serde::{Deserialize, Serialize};
 
 use super::exports::{csv_line, parse_date, require_finance, stream_pages, team_filter};
 use super::types::{ListJson, MoneyJson, PAGE_SIZE_DEFAULT, group_page_request, stored_money};
-use crate::app::AppState;
 use crate::db::reports::{self, GroupBy, REPORT_PAGE_SIZE_MAX, ReportFilter, ReportRow};
 use crate::db::{Page, PageRequest};
 use crate::domain::access::Caller;
 use crate::error::ApiError;
+use crate::state::AppState;
 
 /// The CSV columns, in order.
 pub const REPORT_COLUMNS: [&str; 15] = [

@@ -15,13 +15,13 @@ use super::spends::{ReviewPosition, SpendJson, find_visible_spend, record, revie
 use super::types::{
     Body, Checks, ListJson, MoneyInput, PageQuery, TEXT_LENGTH_MAX, page_request, parse_id,
 };
-use crate::app::AppState;
 use crate::db::spends::{self, Decision, QueueScope, Routing, SpendRow};
 use crate::db::{DbConnection, delegations, policies, problems, teams};
 use crate::domain::access::{Caller, Role};
 use crate::domain::money::Money;
 use crate::domain::review::{Route, authority_covers};
 use crate::error::ApiError;
+use crate::state::AppState;
 use crate::workflow::{Step, pinned_policy, record_step, review_due_at, route_from, route_parts};
 
 /// What a reviewer decides.
@@ -269,7 +269,14 @@ fn finish(
     } else {
         "spend.rejected"
     };
-    record(connection, caller, kind, &spend, team_id)
+    record(
+        connection,
+        caller,
+        kind,
+        &spend,
+        team_id,
+        decision.decided_at,
+    )
 }
 
 /// The overrun the deciding position may approve alone: the approval limit
@@ -358,6 +365,7 @@ fn endorse(
         "spend.endorsed",
         &spend,
         &problem.team_id,
+        at,
     )
 }
 
@@ -411,7 +419,7 @@ pub async fn queue(
                 let can_decide = position.is_some() && !own && owner_id != caller.person_id;
                 items.push((spend, can_decide, position.and_then(|p| p.on_behalf_of)));
             }
-            Ok(crate::db::Page {
+            Ok::<_, ApiError>(crate::db::Page {
                 items,
                 next_after: rows.next_after,
             })

@@ -14,18 +14,20 @@ use super::types::{
     Body, CATEGORY_LENGTH_MAX, Checks, ListJson, MoneyInput, MoneyJson, NAME_LENGTH_MAX,
     TEXT_LENGTH_MAX, page_request, parse_id, stored_money,
 };
-use crate::app::AppState;
-use crate::db::events::{self, Subject};
+use crate::db::audit;
+use crate::db::events::Subject;
 use crate::db::period_totals::{self, PeriodKey};
 use crate::db::review_steps::{self, ReviewStepRow};
 use crate::db::spends::{self, SpendFilter, SpendRow};
-use crate::db::{DbConnection, delegations, new_id, problems, rfc3339, teams};
+use crate::db::{DbConnection, delegations, new_id, problems, teams};
 use crate::domain::access::Caller;
 use crate::domain::money::Money;
 use crate::domain::review::{
     FlagReason, Route, allowance_overrun_minor, decode_reasons, encode_reasons, period_of,
 };
+use crate::encoding::rfc3339;
 use crate::error::ApiError;
+use crate::state::AppState;
 use crate::workflow::{Step, pinned_policy, record_step, review_due_at, route_from, route_parts};
 
 /// Every spend status, as stored and in JSON.
@@ -311,6 +313,7 @@ fn log(
             "spend.approved",
             &spend,
             &problem.team_id,
+            at,
         );
     };
     let route = route_from(
@@ -344,6 +347,7 @@ fn log(
         "spend.flagged",
         &spend,
         &problem.team_id,
+        at,
     )
 }
 
@@ -494,6 +498,7 @@ pub fn record(
     kind: &str,
     spend: &SpendRow,
     team_id: &str,
+    at: NaiveDateTime,
 ) -> Result<SpendJson, ApiError> {
     let json = SpendJson::from_row(spend.clone())?;
     let subject = Subject {
@@ -502,7 +507,14 @@ pub fn record(
         team_id: Some(team_id),
         problem_id: Some(&spend.problem_id),
     };
-    events::record(connection, Some(&caller.person_id), kind, subject, &json)?;
+    audit::append(
+        connection,
+        Some(&caller.person_id),
+        kind,
+        subject,
+        &json,
+        at,
+    )?;
     Ok(json)
 }
 
@@ -648,7 +660,7 @@ pub async fn show(
         .read(move |connection| {
             let (spend, _) = find_visible_spend(connection, &caller, &id, at)?;
             let history = review_steps::list(connection, &id)?;
-            Ok((spend, history))
+            Ok::<_, ApiError>((spend, history))
         })
         .await?;
     let currency = spend.currency.clone();
@@ -744,5 +756,12 @@ fn apply_void(
         period_totals::release(connection, key, spend.amount_minor)?;
     }
     let spend = spends::find(connection, spend_id)?.ok_or(ApiError::NotFound("spend"))?;
-    record(connection, caller, "spend.voided", &spend, &problem.team_id)
+    record(
+        connection,
+        caller,
+        "spend.voided",
+        &spend,
+        &problem.team_id,
+        at,
+    )
 }

@@ -2,17 +2,20 @@
 //! authenticated person may read the tree.
 
 use actix_web::{HttpResponse, web};
+use chrono::NaiveDateTime;
 use serde::{Deserialize, Serialize};
 
 use super::types::{
     Body, Checks, ListJson, NAME_LENGTH_MAX, PageQuery, nullable, page_request, parse_id,
 };
-use crate::app::AppState;
-use crate::db::events::{self, Subject};
+use crate::db::audit;
+use crate::db::events::Subject;
 use crate::db::teams::{self, TEAM_DEPTH_MAX, TeamRow};
-use crate::db::{DbConnection, new_id, now, people, rfc3339};
+use crate::db::{DbConnection, new_id, people};
 use crate::domain::access::{Caller, Role};
+use crate::encoding::rfc3339;
 use crate::error::ApiError;
+use crate::state::AppState;
 
 /// A team as JSON.
 #[derive(Debug, Serialize)]
@@ -120,6 +123,7 @@ pub async fn create(
     caller: Caller,
     body: Body<CreateTeam>,
 ) -> Result<HttpResponse, ApiError> {
+    let now = state.clock.now();
     require_admin(&caller)?;
     let body = body.into_inner();
     let mut checks = Checks::default();
@@ -135,7 +139,7 @@ pub async fn create(
             if let Some(manager_id) = &body.manager_id {
                 check_manager(connection, manager_id)?;
             }
-            let at = now();
+            let at = now;
             let team = TeamRow {
                 id,
                 name,
@@ -153,8 +157,8 @@ pub async fn create(
                 updated_at: at,
             };
             teams::insert(connection, &team)?;
-            record(connection, &caller, "team.created", &team)?;
-            Ok(team)
+            record(connection, &caller, "team.created", &team, at)?;
+            Ok::<_, ApiError>(team)
         })
         .await?;
     Ok(HttpResponse::Created().json(TeamJson::from(team)))
@@ -165,6 +169,7 @@ fn record(
     caller: &Caller,
     kind: &str,
     team: &TeamRow,
+    at: NaiveDateTime,
 ) -> Result<(), ApiError> {
     let subject = Subject {
         subject_type: "team",
@@ -172,13 +177,15 @@ fn record(
         team_id: Some(&team.id),
         problem_id: None,
     };
-    events::record(
+    audit::append(
         connection,
         Some(&caller.person_id),
         kind,
         subject,
         &TeamJson::from(team.clone()),
-    )
+        at,
+    )?;
+    Ok(())
 }
 
 /// `GET /v1/teams`.
@@ -217,6 +224,7 @@ pub async fn update(
     path: web::Path<String>,
     body: Body<UpdateTeam>,
 ) -> Result<HttpResponse, ApiError> {
+    let now = state.clock.now();
     require_admin(&caller)?;
     let id = parse_id(&path, "team")?;
     let body = body.into_inner();
@@ -248,10 +256,10 @@ pub async fn update(
                     .map(|id| parse_id(id, "person"))
                     .transpose()?;
             }
-            team.updated_at = now();
+            team.updated_at = now;
             teams::update(connection, &team)?;
-            record(connection, &caller, "team.updated", &team)?;
-            Ok(team)
+            record(connection, &caller, "team.updated", &team, team.updated_at)?;
+            Ok::<_, ApiError>(team)
         })
         .await?;
     Ok(HttpResponse::Ok().json(TeamJson::from(team)))

@@ -12,10 +12,9 @@ use serde::{Deserialize, Deserializer, Serialize};
 use crate::db::{Page, PageRequest};
 use crate::domain::currency::Currency;
 use crate::domain::money::{AMOUNT_TEXT_LENGTH_MAX, Money};
-use crate::error::{ApiError, FieldError};
+use crate::error::ApiError;
+use crate::service::FieldError;
 
-/// Largest request body accepted, in bytes.
-pub const BODY_SIZE_MAX: usize = 64 * 1024;
 /// Page size when `limit` is not given.
 pub const PAGE_SIZE_DEFAULT: i64 = 50;
 /// Largest page size a client may ask for.

@@ -1,5 +1,6 @@
-//! Tamper evidence for the event log: hash chains, the global event
-//! sequence, sealed checkpoints and their verification.
+//! Tamper evidence for the event log: appending an event to its hash
+//! chain, the global event sequence and the safe `as_of`. Sealed
+//! checkpoints and verification are `db::checkpoints`.
 //!
 //! Design (docs/audit-chain.md has the long form):
 //! - Every event belongs to one chain: `problem:<id>` for events about a
@@ -30,15 +31,16 @@
 
 use std::time::Duration;
 
+use chrono::NaiveDateTime;
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Nullable, Text, Timestamp};
+use diesel::sql_types::{BigInt, Text, Timestamp};
+use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::events::EventRow;
-use super::schema::{audit_checkpoints, chain_heads, events};
-use super::{DbConnection, is_unique_violation, now, rfc3339};
-use crate::encoding::hex;
-use crate::error::ApiError;
+use super::events::{EventRow, Subject};
+use super::schema::{chain_heads, events};
+use super::{DbConnection, Error, new_id};
+use crate::encoding::{hex, rfc3339};
 
 /// The previous hash of a chain's first event and of the first checkpoint.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -48,21 +50,13 @@ pub const ORGANISATION_CHAIN: &str = "organisation";
 pub const PROBLEM_CHAIN_PREFIX: &str = "problem:";
 /// The PostgreSQL sequence behind `events.sequence`.
 pub const EVENT_SEQUENCE_NAME: &str = "leeway_event_sequence";
-/// Chains verified per query.
-pub const VERIFY_CHAINS_PAGE_SIZE: i64 = 100;
-/// Events verified per query: verification holds one page at a time.
-pub const VERIFY_EVENTS_PAGE_SIZE: i64 = 500;
-/// How often a server process seals a checkpoint.
-pub const CHECKPOINT_INTERVAL_SECS: u64 = 3_600;
 /// How long [`safe_as_of`] waits between looks at in-flight transactions.
 pub const SAFE_AS_OF_POLL_INTERVAL: Duration = Duration::from_millis(20);
 /// How many looks [`safe_as_of`] takes before answering 503 (10 s in all).
 pub const SAFE_AS_OF_POLLS_MAX: u32 = 500;
 
-/// Domain tags, so an event hash can never be confused with another digest.
+/// Domain tag, so an event hash can never be confused with another digest.
 const EVENT_TAG: &[u8] = b"leeway.event.v1";
-const HEADS_TAG: &[u8] = b"leeway.heads.v1";
-const CHECKPOINT_TAG: &[u8] = b"leeway.checkpoint.v1";
 
 /// The chain an event about `problem_id` (or about no problem) belongs to.
 #[must_use]
@@ -76,7 +70,7 @@ pub fn chain_key(problem_id: Option<&str>) -> String {
 /// Feeds one field: its length as 8 bytes big-endian, then its bytes; a
 /// null is the length `u64::MAX` alone. Length prefixes make the encoding
 /// unambiguous (no two field lists encode alike).
-fn feed(hasher: &mut Sha256, value: Option<&[u8]>) {
+pub(super) fn feed(hasher: &mut Sha256, value: Option<&[u8]>) {
     match value {
         Some(bytes) => {
             hasher.update((bytes.len() as u64).to_be_bytes());
@@ -86,14 +80,14 @@ fn feed(hasher: &mut Sha256, value: Option<&[u8]>) {
     }
 }
 
-fn feed_number(hasher: &mut Sha256, value: Option<i64>) {
+pub(super) fn feed_number(hasher: &mut Sha256, value: Option<i64>) {
     feed(
         hasher,
         value.map(|n| n.to_string()).as_deref().map(str::as_bytes),
     );
 }
 
-fn feed_text(hasher: &mut Sha256, value: Option<&str>) {
+pub(super) fn feed_text(hasher: &mut Sha256, value: Option<&str>) {
     feed(hasher, value.map(str::as_bytes));
 }
 
@@ -132,8 +126,11 @@ pub struct Link {
 /// event, and locks the head row until the transaction ends (PostgreSQL:
 /// the UPDATE's row lock; SQLite: the write lock already held). Must run
 /// inside the event's write transaction; [`set_head_hash`] completes it.
-pub fn advance_chain(connection: &mut DbConnection, key: &str) -> Result<Link, ApiError> {
-    let at = now();
+pub fn advance_chain(
+    connection: &mut DbConnection,
+    key: &str,
+    at: NaiveDateTime,
+) -> Result<Link, Error> {
     let advance = |connection: &mut DbConnection| {
         diesel::update(chain_heads::table.find(key))
             .set((
@@ -154,7 +151,7 @@ pub fn advance_chain(connection: &mut DbConnection, key: &str) -> Result<Link, A
         .bind::<Timestamp, _>(at)
         .execute(connection)?;
         if advance(connection)? != 1 {
-            return Err(ApiError::Internal(format!("chain head {key} vanished")));
+            return Err(Error::Internal(format!("chain head {key} vanished")));
         }
     }
     let (position, prev_hash) = chain_heads::table
@@ -168,7 +165,7 @@ pub fn advance_chain(connection: &mut DbConnection, key: &str) -> Result<Link, A
 }
 
 /// Records the new head hash of `key`, in the event's transaction.
-pub fn set_head_hash(connection: &mut DbConnection, key: &str, hash: &str) -> Result<(), ApiError> {
+pub fn set_head_hash(connection: &mut DbConnection, key: &str, hash: &str) -> Result<(), Error> {
     diesel::update(chain_heads::table.find(key))
         .set(chain_heads::hash.eq(hash))
         .execute(connection)?;
@@ -176,9 +173,9 @@ pub fn set_head_hash(connection: &mut DbConnection, key: &str, hash: &str) -> Re
 }
 
 #[derive(QueryableByName)]
-struct NumberRow {
+pub(super) struct NumberRow {
     #[diesel(sql_type = BigInt)]
-    value: i64,
+    pub(super) value: i64,
 }
 
 #[derive(QueryableByName)]
@@ -191,7 +188,7 @@ struct SnapshotRow {
 /// PostgreSQL that UPDATE has given the transaction its id, which
 /// [`safe_as_of`] relies on (every holder of a sequence value is a
 /// transaction it can see in flight).
-pub fn next_sequence(connection: &mut DbConnection) -> Result<i64, ApiError> {
+pub fn next_sequence(connection: &mut DbConnection) -> Result<i64, Error> {
     let query = match connection {
         DbConnection::Postgres(_) => format!("SELECT nextval('{EVENT_SEQUENCE_NAME}') AS value"),
         // SQLite: the transaction holds the database's only write lock, so
@@ -219,7 +216,7 @@ pub fn install(connection: &mut DbConnection) -> QueryResult<()> {
 /// The newest `as_of` that is safe: every event with a sequence at or below
 /// it has committed, and none can appear later. Must run outside a
 /// transaction (on PostgreSQL it waits for other transactions to end).
-pub fn safe_as_of(connection: &mut DbConnection) -> Result<i64, ApiError> {
+pub fn safe_as_of(connection: &mut DbConnection) -> Result<i64, Error> {
     match connection {
         DbConnection::Sqlite(_) => {
             let row: NumberRow =
@@ -235,7 +232,7 @@ pub fn safe_as_of(connection: &mut DbConnection) -> Result<i64, ApiError> {
 /// transaction holding a value <= L had its transaction id before L was
 /// read (see [`next_sequence`]), so it is finished or listed in flight in
 /// that snapshot. Once those listed have ended, nothing <= L can appear.
-fn postgres_safe_as_of(connection: &mut DbConnection) -> Result<i64, ApiError> {
+fn postgres_safe_as_of(connection: &mut DbConnection) -> Result<i64, Error> {
     let last: NumberRow = diesel::sql_query(format!(
         "SELECT CASE WHEN is_called THEN last_value ELSE 0 END AS value FROM {EVENT_SEQUENCE_NAME}"
     ))
@@ -255,393 +252,49 @@ fn postgres_safe_as_of(connection: &mut DbConnection) -> Result<i64, ApiError> {
         }
         std::thread::sleep(SAFE_AS_OF_POLL_INTERVAL);
     }
-    Err(ApiError::Unavailable(
+    Err(Error::Unavailable(
         "transactions stayed in flight too long to fix a safe as_of".to_owned(),
     ))
 }
 
-/// A sealed checkpoint.
-#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = audit_checkpoints)]
-pub struct CheckpointRow {
-    /// 1, 2, ...
-    pub number: i64,
-    /// Every event with a sequence at or below this is covered.
-    pub as_of: i64,
-    /// How many chains had events by then.
-    pub chain_count: i64,
-    /// SHA-256 over every chain's head at `as_of`, in chain key order.
-    pub heads_hash: String,
-    /// The previous checkpoint's hash.
-    pub prev_hash: String,
-    /// This checkpoint's hash.
-    pub hash: String,
-    /// When it was sealed.
-    pub sealed_at: chrono::NaiveDateTime,
-}
-
-/// The hash of a checkpoint over all its other fields.
-#[must_use]
-pub fn checkpoint_hash(checkpoint: &CheckpointRow) -> String {
-    let mut hasher = Sha256::new();
-    feed(&mut hasher, Some(CHECKPOINT_TAG));
-    feed_number(&mut hasher, Some(checkpoint.number));
-    feed_number(&mut hasher, Some(checkpoint.as_of));
-    feed_number(&mut hasher, Some(checkpoint.chain_count));
-    feed_text(&mut hasher, Some(&checkpoint.heads_hash));
-    feed_text(&mut hasher, Some(&checkpoint.prev_hash));
-    feed_text(&mut hasher, Some(&rfc3339(checkpoint.sealed_at)));
-    hex(&hasher.finalize())
-}
-
-#[derive(QueryableByName)]
-struct HeadAtRow {
-    #[diesel(sql_type = Text)]
-    chain_key: String,
-    #[diesel(sql_type = BigInt)]
-    chain_position: i64,
-    #[diesel(sql_type = Nullable<Text>)]
-    hash: Option<String>,
-}
-
-/// Every chain's head as it stood at `as_of`, digested: `(chain count,
-/// SHA-256)`. Reads the chains a page at a time.
-pub fn heads_digest(connection: &mut DbConnection, as_of: i64) -> Result<(i64, String), ApiError> {
-    let mut hasher = Sha256::new();
-    feed(&mut hasher, Some(HEADS_TAG));
-    let mut count = 0;
-    let mut after = String::new();
-    loop {
-        let rows: Vec<HeadAtRow> = diesel::sql_query(
-            "SELECT e.chain_key, e.chain_position, e.hash FROM events e JOIN ( \
-                 SELECT chain_key, MAX(chain_position) AS position FROM events \
-                 WHERE sequence <= $1 AND chain_key > $2 \
-                 GROUP BY chain_key ORDER BY chain_key LIMIT $3 \
-             ) heads ON e.chain_key = heads.chain_key AND e.chain_position = heads.position \
-             ORDER BY e.chain_key",
-        )
-        .bind::<BigInt, _>(as_of)
-        .bind::<Text, _>(&after)
-        .bind::<BigInt, _>(VERIFY_CHAINS_PAGE_SIZE)
-        .load(connection)?;
-        let Some(last) = rows.last() else { break };
-        after.clone_from(&last.chain_key);
-        for row in &rows {
-            feed_text(&mut hasher, Some(&row.chain_key));
-            feed_number(&mut hasher, Some(row.chain_position));
-            feed_text(&mut hasher, row.hash.as_deref());
-            count += 1;
-        }
-    }
-    Ok((count, hex(&hasher.finalize())))
-}
-
-/// The newest checkpoint, if any.
-pub fn latest_checkpoint(connection: &mut DbConnection) -> Result<Option<CheckpointRow>, ApiError> {
-    Ok(audit_checkpoints::table
-        .order(audit_checkpoints::number.desc())
-        .select(CheckpointRow::as_select())
-        .first(connection)
-        .optional()?)
-}
-
-/// Seals a checkpoint at the newest safe `as_of`, unless nothing happened
-/// since the last one (`None`) or another process sealed it first (`None`).
-/// Runs outside a transaction: every row it reads is immutable.
-pub fn seal_checkpoint(connection: &mut DbConnection) -> Result<Option<CheckpointRow>, ApiError> {
-    let as_of = safe_as_of(connection)?;
-    let previous = latest_checkpoint(connection)?;
-    if previous.as_ref().is_some_and(|p| p.as_of >= as_of) || as_of == 0 {
-        return Ok(None);
-    }
-    let (chain_count, heads_hash) = heads_digest(connection, as_of)?;
-    let mut checkpoint = CheckpointRow {
-        number: previous.as_ref().map_or(1, |p| p.number + 1),
-        as_of,
-        chain_count,
-        heads_hash,
-        prev_hash: previous.map_or_else(|| GENESIS_HASH.to_owned(), |p| p.hash),
-        hash: String::new(),
-        sealed_at: now(),
-    };
-    checkpoint.hash = checkpoint_hash(&checkpoint);
-    match diesel::insert_into(audit_checkpoints::table)
-        .values(checkpoint.clone())
-        .execute(connection)
-    {
-        Ok(_) => Ok(Some(checkpoint)),
-        Err(error) if is_unique_violation(&error) => Ok(None),
-        Err(error) => Err(error.into()),
-    }
-}
-
-/// The first place where the record disagrees with its hashes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BrokenLink {
-    /// The event at fault, when one exists (a missing event has none).
-    pub event_id: Option<String>,
-    /// The chain, or `checkpoint:<n>` for a checkpoint.
-    pub chain_key: String,
-    /// The position in the chain (or the checkpoint number).
-    pub position: i64,
-    /// What disagrees: `hash`, `prev_hash`, `position`, `head`, `heads_hash`, ...
-    pub field: &'static str,
-    /// What the recomputation expects.
-    pub expected: String,
-    /// What is stored.
-    pub found: String,
-}
-
-/// What a verification saw.
-#[derive(Debug, Clone, Default)]
-pub struct VerifyReport {
-    /// Chains walked.
-    pub chains_checked: i64,
-    /// Events whose hash was recomputed.
-    pub events_checked: i64,
-    /// Events written before the chain existed (no chain fields).
-    pub unchained_events: i64,
-    /// Checkpoints whose links were checked.
-    pub checkpoints_checked: i64,
-    /// The newest checkpoint, re-derived from the events.
-    pub latest_checkpoint: Option<CheckpointRow>,
-    /// The first broken link; `None` when everything holds.
-    pub broken: Option<BrokenLink>,
-}
-
-#[derive(Debug, Clone, Queryable, Selectable)]
-#[diesel(table_name = chain_heads)]
-struct HeadRow {
-    chain_key: String,
-    position: i64,
-    hash: String,
-}
-
-/// Recomputes every chain and checkpoint and reports the first broken link.
-/// Reads a bounded page at a time, whatever the table's size. Safe beside
-/// concurrent writers: each chain is checked up to the head read first, and
-/// everything at or below a head is committed and immutable.
-pub fn verify(connection: &mut DbConnection) -> Result<VerifyReport, ApiError> {
-    let mut report = VerifyReport::default();
-    let mut after = String::new();
-    'chains: loop {
-        let heads: Vec<HeadRow> = chain_heads::table
-            .filter(chain_heads::chain_key.gt(&after))
-            .order(chain_heads::chain_key.asc())
-            .limit(VERIFY_CHAINS_PAGE_SIZE)
-            .select(HeadRow::as_select())
-            .load(connection)?;
-        let Some(last) = heads.last() else { break };
-        after.clone_from(&last.chain_key);
-        for head in &heads {
-            report.chains_checked += 1;
-            if let Some(broken) = verify_chain(connection, head, &mut report.events_checked)? {
-                report.broken = Some(broken);
-                break 'chains;
-            }
-        }
-    }
-    if report.broken.is_none() {
-        report.broken = orphan_chain(connection)?;
-    }
-    report.unchained_events = events::table
-        .filter(events::chain_key.is_null())
-        .count()
-        .get_result(connection)?;
-    if report.broken.is_none() {
-        verify_checkpoints(connection, &mut report)?;
-    }
-    Ok(report)
-}
-
-/// Walks one chain from position 1 to its head.
-fn verify_chain(
+/// Appends an event describing a change at `at`, inside the caller's
+/// transaction: chained to the event before it and given the next sequence.
+pub fn append(
     connection: &mut DbConnection,
-    head: &HeadRow,
-    events_checked: &mut i64,
-) -> Result<Option<BrokenLink>, ApiError> {
-    let mut expected_position = 1;
-    let mut prev_hash = GENESIS_HASH.to_owned();
-    let mut last_id = None;
-    let broken = |event_id: Option<&str>, position, field, expected: String, found: String| {
-        Some(BrokenLink {
-            event_id: event_id.map(str::to_owned),
-            chain_key: head.chain_key.clone(),
-            position,
-            field,
-            expected,
-            found,
-        })
+    actor_id: Option<&str>,
+    kind: &str,
+    subject: Subject<'_>,
+    data: &impl Serialize,
+    at: NaiveDateTime,
+) -> Result<(), Error> {
+    let data = serde_json::to_string(data)?;
+    let chain_key = chain_key(subject.problem_id);
+    // Order matters: advancing the chain locks its head (and, on PostgreSQL,
+    // gives the transaction its id) before the global sequence is taken.
+    let link = advance_chain(connection, &chain_key, at)?;
+    let sequence = next_sequence(connection)?;
+    let mut event = EventRow {
+        id: new_id(),
+        occurred_at: at,
+        actor_id: actor_id.map(str::to_owned),
+        kind: kind.to_owned(),
+        subject_type: subject.subject_type.to_owned(),
+        subject_id: subject.subject_id.to_owned(),
+        team_id: subject.team_id.map(str::to_owned),
+        problem_id: subject.problem_id.map(str::to_owned),
+        data,
+        sequence: Some(sequence),
+        chain_key: Some(chain_key.clone()),
+        chain_position: Some(link.position),
+        prev_hash: Some(link.prev_hash),
+        hash: None,
     };
-    while expected_position <= head.position {
-        let page: Vec<EventRow> = events::table
-            .filter(events::chain_key.eq(&head.chain_key))
-            .filter(events::chain_position.ge(expected_position))
-            .filter(events::chain_position.le(head.position))
-            .order(events::chain_position.asc())
-            .limit(VERIFY_EVENTS_PAGE_SIZE)
-            .select(EventRow::as_select())
-            .load(connection)?;
-        if page.is_empty() {
-            break;
-        }
-        for event in page {
-            let position = event.chain_position.unwrap_or_default();
-            if position != expected_position {
-                return Ok(broken(
-                    Some(&event.id),
-                    expected_position,
-                    "position",
-                    expected_position.to_string(),
-                    position.to_string(),
-                ));
-            }
-            let stored_prev = event.prev_hash.clone().unwrap_or_default();
-            if stored_prev != prev_hash {
-                return Ok(broken(
-                    Some(&event.id),
-                    position,
-                    "prev_hash",
-                    prev_hash,
-                    stored_prev,
-                ));
-            }
-            let recomputed = event_hash(&event);
-            let stored = event.hash.clone().unwrap_or_default();
-            if stored != recomputed {
-                return Ok(broken(
-                    Some(&event.id),
-                    position,
-                    "hash",
-                    recomputed,
-                    stored,
-                ));
-            }
-            *events_checked += 1;
-            prev_hash = stored;
-            last_id = Some(event.id);
-            expected_position += 1;
-        }
-    }
-    if expected_position <= head.position {
-        return Ok(broken(
-            None,
-            expected_position,
-            "position",
-            format!("an event at position {expected_position}"),
-            "none".to_owned(),
-        ));
-    }
-    if prev_hash != head.hash {
-        return Ok(broken(
-            last_id.as_deref(),
-            head.position,
-            "head",
-            prev_hash,
-            head.hash.clone(),
-        ));
-    }
-    Ok(None)
-}
-
-/// An event in a chain that has no head row: its head was deleted.
-fn orphan_chain(connection: &mut DbConnection) -> Result<Option<BrokenLink>, ApiError> {
-    let orphan: Option<EventRow> = events::table
-        .left_join(chain_heads::table.on(chain_heads::chain_key.nullable().eq(events::chain_key)))
-        .filter(events::chain_key.is_not_null())
-        .filter(chain_heads::chain_key.nullable().is_null())
-        .select(EventRow::as_select())
-        .first(connection)
-        .optional()?;
-    Ok(orphan.map(|event| BrokenLink {
-        chain_key: event.chain_key.clone().unwrap_or_default(),
-        position: event.chain_position.unwrap_or_default(),
-        event_id: Some(event.id),
-        field: "head",
-        expected: "a chain head".to_owned(),
-        found: "none".to_owned(),
-    }))
-}
-
-/// Checks every checkpoint's hash and link, and re-derives the newest one's
-/// heads digest from the events.
-fn verify_checkpoints(
-    connection: &mut DbConnection,
-    report: &mut VerifyReport,
-) -> Result<(), ApiError> {
-    let mut prev_hash = GENESIS_HASH.to_owned();
-    let mut after = 0;
-    let mut latest = None;
-    loop {
-        let page: Vec<CheckpointRow> = audit_checkpoints::table
-            .filter(audit_checkpoints::number.gt(after))
-            .order(audit_checkpoints::number.asc())
-            .limit(VERIFY_EVENTS_PAGE_SIZE)
-            .select(CheckpointRow::as_select())
-            .load(connection)?;
-        if page.is_empty() {
-            break;
-        }
-        for checkpoint in page {
-            let key = format!("checkpoint:{}", checkpoint.number);
-            let recomputed = checkpoint_hash(&checkpoint);
-            let mismatch = if checkpoint.number != after + 1 {
-                Some((
-                    "number",
-                    (after + 1).to_string(),
-                    checkpoint.number.to_string(),
-                ))
-            } else if checkpoint.prev_hash != prev_hash {
-                Some(("prev_hash", prev_hash.clone(), checkpoint.prev_hash.clone()))
-            } else if checkpoint.hash != recomputed {
-                Some(("hash", recomputed, checkpoint.hash.clone()))
-            } else {
-                None
-            };
-            if let Some((field, expected, found)) = mismatch {
-                report.broken = Some(BrokenLink {
-                    event_id: None,
-                    chain_key: key,
-                    position: checkpoint.number,
-                    field,
-                    expected,
-                    found,
-                });
-                return Ok(());
-            }
-            report.checkpoints_checked += 1;
-            after = checkpoint.number;
-            prev_hash.clone_from(&checkpoint.hash);
-            latest = Some(checkpoint);
-        }
-    }
-    if let Some(checkpoint) = &latest {
-        let (chain_count, heads_hash) = heads_digest(connection, checkpoint.as_of)?;
-        let key = format!("checkpoint:{}", checkpoint.number);
-        let mismatch = if heads_hash == checkpoint.heads_hash {
-            (chain_count != checkpoint.chain_count).then(|| {
-                (
-                    "chain_count",
-                    chain_count.to_string(),
-                    checkpoint.chain_count.to_string(),
-                )
-            })
-        } else {
-            Some(("heads_hash", heads_hash, checkpoint.heads_hash.clone()))
-        };
-        if let Some((field, expected, found)) = mismatch {
-            report.broken = Some(BrokenLink {
-                event_id: None,
-                chain_key: key,
-                position: checkpoint.number,
-                field,
-                expected,
-                found,
-            });
-        }
-    }
-    report.latest_checkpoint = latest;
-    Ok(())
+    let hash = event_hash(&event);
+    event.hash = Some(hash.clone());
+    diesel::insert_into(events::table)
+        .values(event)
+        .execute(connection)?;
+    set_head_hash(connection, &chain_key, &hash)
 }
 
 #[cfg(test)]

@@ -5,9 +5,9 @@
 
 use diesel::prelude::*;
 
+use super::Error;
 use super::schema::review_delegations;
 use super::{DbConnection, Page, PageRequest};
-use crate::error::ApiError;
 
 /// Most delegators one person can act for at a time (bounds the review
 /// queue's query).
@@ -49,7 +49,7 @@ pub enum DelegationVisibility {
 }
 
 /// Inserts a delegation.
-pub fn insert(connection: &mut DbConnection, delegation: &DelegationRow) -> Result<(), ApiError> {
+pub fn insert(connection: &mut DbConnection, delegation: &DelegationRow) -> Result<(), Error> {
     diesel::insert_into(review_delegations::table)
         .values(delegation.clone())
         .execute(connection)?;
@@ -57,7 +57,7 @@ pub fn insert(connection: &mut DbConnection, delegation: &DelegationRow) -> Resu
 }
 
 /// Finds a delegation by id.
-pub fn find(connection: &mut DbConnection, id: &str) -> Result<Option<DelegationRow>, ApiError> {
+pub fn find(connection: &mut DbConnection, id: &str) -> Result<Option<DelegationRow>, Error> {
     Ok(review_delegations::table
         .find(id)
         .select(DelegationRow::as_select())
@@ -70,7 +70,7 @@ pub fn list(
     connection: &mut DbConnection,
     visibility: &DelegationVisibility,
     page: &PageRequest,
-) -> Result<Page<DelegationRow>, ApiError> {
+) -> Result<Page<DelegationRow>, Error> {
     let mut query = review_delegations::table
         .select(DelegationRow::as_select())
         .order(review_delegations::id.asc())
@@ -95,7 +95,7 @@ pub fn revoke(
     id: &str,
     revoked_by: &str,
     at: chrono::NaiveDateTime,
-) -> Result<bool, ApiError> {
+) -> Result<bool, Error> {
     let changed = diesel::update(
         review_delegations::table
             .filter(review_delegations::id.eq(id))
@@ -115,7 +115,7 @@ pub fn active_delegators(
     connection: &mut DbConnection,
     delegate_id: &str,
     at: chrono::NaiveDateTime,
-) -> Result<Vec<String>, ApiError> {
+) -> Result<Vec<String>, Error> {
     Ok(review_delegations::table
         .filter(review_delegations::delegate_id.eq(delegate_id))
         .filter(review_delegations::starts_at.le(at))

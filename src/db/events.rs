@@ -1,14 +1,12 @@
-//! The append-only event log: every change writes one row in the same
-//! transaction as the change itself, chained to the event before it (see
-//! `db::audit` for the hash chain and the global sequence). Nothing here
-//! updates or deletes.
+//! The append-only event log as stored: the row, what an event is about,
+//! and the audit trail's filtered reads. Events are appended, chained and
+//! sequenced by `db::audit`; nothing here writes.
 
 use diesel::prelude::*;
-use serde::Serialize;
 
+use super::Error;
 use super::schema::events;
-use super::{DbConnection, Page, PageRequest, audit, new_id, now};
-use crate::error::ApiError;
+use super::{DbConnection, Page, PageRequest};
 
 /// What an event is about, as stored.
 #[derive(Debug, Clone, Copy)]
@@ -57,45 +55,6 @@ pub struct EventRow {
     pub hash: Option<String>,
 }
 
-/// Appends an event describing a change, inside the caller's transaction.
-pub fn record(
-    connection: &mut DbConnection,
-    actor_id: Option<&str>,
-    kind: &str,
-    subject: Subject<'_>,
-    data: &impl Serialize,
-) -> Result<(), ApiError> {
-    let data =
-        serde_json::to_string(data).map_err(|error| ApiError::Internal(error.to_string()))?;
-    let chain_key = audit::chain_key(subject.problem_id);
-    // Order matters: advancing the chain locks its head (and, on PostgreSQL,
-    // gives the transaction its id) before the global sequence is taken.
-    let link = audit::advance_chain(connection, &chain_key)?;
-    let sequence = audit::next_sequence(connection)?;
-    let mut event = EventRow {
-        id: new_id(),
-        occurred_at: now(),
-        actor_id: actor_id.map(str::to_owned),
-        kind: kind.to_owned(),
-        subject_type: subject.subject_type.to_owned(),
-        subject_id: subject.subject_id.to_owned(),
-        team_id: subject.team_id.map(str::to_owned),
-        problem_id: subject.problem_id.map(str::to_owned),
-        data,
-        sequence: Some(sequence),
-        chain_key: Some(chain_key.clone()),
-        chain_position: Some(link.position),
-        prev_hash: Some(link.prev_hash),
-        hash: None,
-    };
-    let hash = audit::event_hash(&event);
-    event.hash = Some(hash.clone());
-    diesel::insert_into(events::table)
-        .values(event)
-        .execute(connection)?;
-    audit::set_head_hash(connection, &chain_key, &hash)
-}
-
 /// Filters for the audit trail.
 #[derive(Debug, Clone, Default)]
 pub struct EventFilter {
@@ -120,7 +79,7 @@ pub fn list(
     connection: &mut DbConnection,
     filter: &EventFilter,
     page: &PageRequest,
-) -> Result<Page<EventRow>, ApiError> {
+) -> Result<Page<EventRow>, Error> {
     let mut query = events::table
         .select(EventRow::as_select())
         .order(events::id.asc())

@@ -13,11 +13,11 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Integer, Text};
 
 use super::DbConnection;
+use super::Error;
 use super::events::EventRow;
 use super::schema::{events, problems, spends};
 use super::spends::SpendRow;
 use super::teams::{SCOPE_TEAMS_MAX, TEAM_DEPTH_MAX};
-use crate::error::ApiError;
 
 type Backend = <DbConnection as Connection>::Backend;
 
@@ -87,7 +87,7 @@ pub fn team_subtree(
     connection: &mut DbConnection,
     team_id: &str,
     as_of: Option<i64>,
-) -> Result<Vec<String>, ApiError> {
+) -> Result<Vec<String>, Error> {
     let parent_in_event = match connection {
         DbConnection::Postgres(_) => "CAST(e.data AS jsonb) ->> 'parent_id'",
         DbConnection::Sqlite(_) => "json_extract(e.data, '$.parent_id')",
@@ -139,7 +139,7 @@ pub fn spends_page(
     connection: &mut DbConnection,
     filter: &SpendExportFilter,
     after: Option<&str>,
-) -> Result<(Vec<SpendAsOf>, Option<String>), ApiError> {
+) -> Result<(Vec<SpendAsOf>, Option<String>), Error> {
     let mut query = spends::table
         .inner_join(problems::table)
         .select((SpendRow::as_select(), problems::team_id, problems::owner_id))
@@ -199,7 +199,7 @@ pub fn spends_page(
 /// `status`). A spend missing from the map did not exist yet at `as_of`.
 fn states_as_of(
     history: Vec<(String, Option<i64>, String)>,
-) -> Result<HashMap<String, (serde_json::Value, i64)>, ApiError> {
+) -> Result<HashMap<String, (serde_json::Value, i64)>, Error> {
     let mut states: HashMap<String, (serde_json::Value, i64)> = HashMap::new();
     for (spend_id, sequence, data) in history {
         let sequence = sequence.unwrap_or_default();
@@ -210,7 +210,7 @@ fn states_as_of(
             continue;
         }
         let snapshot: serde_json::Value =
-            serde_json::from_str(&data).map_err(|error| ApiError::Internal(error.to_string()))?;
+            serde_json::from_str(&data).map_err(|error| Error::Internal(error.to_string()))?;
         if snapshot
             .get("status")
             .is_some_and(serde_json::Value::is_string)
@@ -227,7 +227,7 @@ pub fn events_page(
     connection: &mut DbConnection,
     filter: &EventExportFilter,
     after: i64,
-) -> Result<(Vec<EventRow>, Option<i64>), ApiError> {
+) -> Result<(Vec<EventRow>, Option<i64>), Error> {
     let mut query = events::table
         .select(EventRow::as_select())
         .filter(events::sequence.gt(after))

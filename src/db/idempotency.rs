@@ -7,9 +7,9 @@
 use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
 
+use super::Error;
 use super::schema::idempotency_keys;
 use super::{DbConnection, is_unique_violation};
-use crate::error::ApiError;
 
 /// How long a key is remembered. A retry after this is a new request.
 pub const IDEMPOTENCY_KEY_TTL: Duration = Duration::hours(24);
@@ -29,6 +29,10 @@ pub enum Claim {
         /// The stored JSON body.
         body: String,
     },
+    /// The key was used before with a different request.
+    Reused,
+    /// A request with this key is still being processed.
+    InFlight,
 }
 
 #[derive(Queryable, Selectable)]
@@ -49,7 +53,7 @@ pub fn claim(
     key: &str,
     fingerprint: &str,
     now: NaiveDateTime,
-) -> Result<Claim, ApiError> {
+) -> Result<Claim, Error> {
     let existing: Option<KeyRow> = idempotency_keys::table
         .find((caller_id, key))
         .select(KeyRow::as_select())
@@ -64,7 +68,7 @@ pub fn claim(
         return insert_claim(connection, caller_id, key, fingerprint, now);
     }
     if existing.request_fingerprint != fingerprint {
-        return Err(ApiError::IdempotencyKeyReused);
+        return Ok(Claim::Reused);
     }
     if existing.state == "completed" {
         let status = existing
@@ -72,7 +76,7 @@ pub fn claim(
             .and_then(|status| u16::try_from(status).ok());
         return match (status, existing.response_body) {
             (Some(status), Some(body)) => Ok(Claim::Replay { status, body }),
-            _ => Err(ApiError::Internal(
+            _ => Err(Error::Internal(
                 "completed idempotency key without a response".to_owned(),
             )),
         };
@@ -83,7 +87,7 @@ pub fn claim(
             .execute(connection)?;
         return Ok(Claim::Proceed);
     }
-    Err(ApiError::IdempotencyKeyInFlight)
+    Ok(Claim::InFlight)
 }
 
 fn insert_claim(
@@ -92,7 +96,7 @@ fn insert_claim(
     key: &str,
     fingerprint: &str,
     now: NaiveDateTime,
-) -> Result<Claim, ApiError> {
+) -> Result<Claim, Error> {
     let inserted = diesel::insert_into(idempotency_keys::table)
         .values((
             idempotency_keys::caller_id.eq(caller_id),
@@ -107,7 +111,7 @@ fn insert_claim(
         Ok(_) => Ok(Claim::Proceed),
         // PostgreSQL: a concurrent first request inserted the same key and
         // committed while this one waited on the unique index.
-        Err(error) if is_unique_violation(&error) => Err(ApiError::IdempotencyKeyInFlight),
+        Err(error) if is_unique_violation(&error) => Ok(Claim::InFlight),
         Err(error) => Err(error.into()),
     }
 }
@@ -119,7 +123,7 @@ pub fn complete(
     key: &str,
     status: u16,
     body: &str,
-) -> Result<(), ApiError> {
+) -> Result<(), Error> {
     diesel::update(idempotency_keys::table.find((caller_id, key)))
         .set((
             idempotency_keys::state.eq("completed"),
@@ -131,7 +135,7 @@ pub fn complete(
 }
 
 /// Gives a claimed key back after the work failed, so a retry runs it again.
-pub fn release(connection: &mut DbConnection, caller_id: &str, key: &str) -> Result<(), ApiError> {
+pub fn release(connection: &mut DbConnection, caller_id: &str, key: &str) -> Result<(), Error> {
     diesel::delete(
         idempotency_keys::table
             .find((caller_id, key))
@@ -146,7 +150,7 @@ pub const PURGE_BATCH_SIZE: i64 = 1_000;
 
 /// Deletes up to [`PURGE_BATCH_SIZE`] keys older than [`IDEMPOTENCY_KEY_TTL`];
 /// returns how many. Safe to run from several processes at once.
-pub fn purge_expired(connection: &mut DbConnection, now: NaiveDateTime) -> Result<usize, ApiError> {
+pub fn purge_expired(connection: &mut DbConnection, now: NaiveDateTime) -> Result<usize, Error> {
     let cutoff = now - IDEMPOTENCY_KEY_TTL;
     let expired: Vec<(String, String)> = idempotency_keys::table
         .filter(idempotency_keys::created_at.lt(cutoff))

@@ -4,9 +4,9 @@
 
 use diesel::prelude::*;
 
+use super::Error;
 use super::schema::problem_limit_changes;
 use super::{DbConnection, Page, PageRequest};
-use crate::error::ApiError;
 
 /// A stored limit version.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -33,7 +33,7 @@ pub struct LimitChangeRow {
 }
 
 /// Inserts a version.
-pub fn insert(connection: &mut DbConnection, change: &LimitChangeRow) -> Result<(), ApiError> {
+pub fn insert(connection: &mut DbConnection, change: &LimitChangeRow) -> Result<(), Error> {
     diesel::insert_into(problem_limit_changes::table)
         .values(change.clone())
         .execute(connection)?;
@@ -45,16 +45,16 @@ pub fn list(
     connection: &mut DbConnection,
     problem_id: &str,
     page: &PageRequest,
-) -> Result<Page<LimitChangeRow>, ApiError> {
+) -> Result<Page<LimitChangeRow>, Error> {
     let mut query = problem_limit_changes::table
         .filter(problem_limit_changes::problem_id.eq(problem_id))
         .order(problem_limit_changes::version.asc())
         .select(LimitChangeRow::as_select())
         .into_boxed();
     if let Some(after) = &page.after {
-        let after: i32 = after
-            .parse()
-            .map_err(|_| ApiError::InvalidQuery("the cursor is not valid".to_owned()))?;
+        let after: i32 = after.parse().map_err(|_| {
+            Error::Internal(format!("version cursor {after:?} passed the API unparsed"))
+        })?;
         query = query.filter(problem_limit_changes::version.gt(after));
     }
     let rows = query.limit(page.limit + 1).load(connection)?;

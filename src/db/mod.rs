@@ -4,7 +4,9 @@
 //! folder, each piece with a comment saying why.
 
 pub mod audit;
+pub mod checkpoints;
 pub mod delegations;
+pub mod error;
 pub mod events;
 pub mod exports;
 pub mod idempotency;
@@ -21,13 +23,12 @@ pub mod teams;
 
 use std::time::Duration;
 
-use chrono::{DateTime, NaiveDateTime, SubsecRound, Utc};
 use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
 use diesel::r2d2::{self, ManageConnection, R2D2Connection};
 use diesel::{Connection, PgConnection, SqliteConnection};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
-use crate::error::ApiError;
+pub use error::Error;
 
 /// Connections kept open per server process on PostgreSQL.
 pub const POSTGRES_POOL_SIZE: u32 = 10;
@@ -222,64 +223,81 @@ impl Db {
 
     /// Runs `work` on a pooled connection on the blocking thread pool, outside
     /// any transaction: for reads that need no consistency across queries.
-    pub async fn read<T, F>(&self, work: F) -> Result<T, ApiError>
+    /// `work` fails in its own error type, which storage failures convert into.
+    pub async fn read<T, E, F>(&self, work: F) -> Result<T, E>
     where
-        F: FnOnce(&mut DbConnection) -> Result<T, ApiError> + Send + 'static,
+        F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
+        E: From<Error> + Send + 'static,
     {
         let pool = self.pool.clone();
-        actix_web::web::block(move || work(&mut *checkout(&pool)?)).await?
+        blocking(move || work(&mut *checkout(&pool)?)).await
     }
 
     /// Runs `work` in one write transaction on the blocking thread pool.
-    pub async fn write<T, F>(&self, work: F) -> Result<T, ApiError>
+    pub async fn write<T, E, F>(&self, work: F) -> Result<T, E>
     where
-        F: FnOnce(&mut DbConnection) -> Result<T, ApiError> + Send + 'static,
+        F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
+        E: From<Error> + Send + 'static,
     {
         let pool = self.pool.clone();
-        actix_web::web::block(move || write_transaction(&mut *checkout(&pool)?, work)).await?
+        blocking(move || write_transaction(&mut *checkout(&pool)?, work)).await
     }
 
     /// The same as [`Db::read`], for the CLI where no async runtime runs.
-    pub fn read_blocking<T>(
+    pub fn read_blocking<T, E: From<Error>>(
         &self,
-        work: impl FnOnce(&mut DbConnection) -> Result<T, ApiError>,
-    ) -> Result<T, ApiError> {
+        work: impl FnOnce(&mut DbConnection) -> Result<T, E>,
+    ) -> Result<T, E> {
         work(&mut *checkout(&self.pool)?)
     }
 
     /// The same as [`Db::write`], for the CLI where no async runtime runs.
-    pub fn write_blocking<T>(
+    pub fn write_blocking<T, E: From<Error>>(
         &self,
-        work: impl FnOnce(&mut DbConnection) -> Result<T, ApiError>,
-    ) -> Result<T, ApiError> {
+        work: impl FnOnce(&mut DbConnection) -> Result<T, E>,
+    ) -> Result<T, E> {
         write_transaction(&mut *checkout(&self.pool)?, work)
     }
 }
 
-fn checkout(pool: &Pool) -> Result<r2d2::PooledConnection<ConnectionManager>, ApiError> {
+/// Runs blocking database work on the runtime's blocking thread pool, so a
+/// request's worker thread never waits on the database.
+async fn blocking<T, E>(work: impl FnOnce() -> Result<T, E> + Send + 'static) -> Result<T, E>
+where
+    T: Send + 'static,
+    E: From<Error> + Send + 'static,
+{
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|error| E::from(Error::Internal(format!("database task failed: {error}"))))?
+}
+
+fn checkout(pool: &Pool) -> Result<r2d2::PooledConnection<ConnectionManager>, Error> {
     pool.get()
-        .map_err(|error| ApiError::Unavailable(error.to_string()))
+        .map_err(|error| Error::Unavailable(error.to_string()))
 }
 
 /// Runs `work` in a transaction that holds the write lock from its first statement.
-pub fn write_transaction<T>(
+pub fn write_transaction<T, E: From<Error>>(
     connection: &mut DbConnection,
-    work: impl FnOnce(&mut DbConnection) -> Result<T, ApiError>,
-) -> Result<T, ApiError> {
-    match connection {
-        DbConnection::Postgres(inner) => AnsiTransactionManager::begin_transaction(inner)?,
+    work: impl FnOnce(&mut DbConnection) -> Result<T, E>,
+) -> Result<T, E> {
+    let begun = match connection {
+        DbConnection::Postgres(inner) => AnsiTransactionManager::begin_transaction(inner),
         // SQLite-only: a plain BEGIN takes the write lock at the first write and
         // fails with SQLITE_BUSY if another writer got there first; BEGIN
         // IMMEDIATE takes it up front so busy_timeout queues writers instead.
         DbConnection::Sqlite(inner) => {
-            AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN IMMEDIATE")?;
+            AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN IMMEDIATE")
         }
-    }
+    };
+    begun.map_err(|error| E::from(error.into()))?;
     match work(connection) {
         Ok(value) => {
-            <DbConnection as Connection>::TransactionManager::commit_transaction(connection)?;
+            <DbConnection as Connection>::TransactionManager::commit_transaction(connection)
+                .map_err(|error| E::from(error.into()))?;
             Ok(value)
         }
         Err(error) => {
@@ -387,19 +405,6 @@ pub fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
 
-/// The current UTC time at the precision both databases keep (microseconds).
-#[must_use]
-pub fn now() -> NaiveDateTime {
-    Utc::now().naive_utc().trunc_subsecs(6)
-}
-
-/// An RFC 3339 UTC timestamp with `Z`, as every JSON timestamp is written.
-#[must_use]
-pub fn rfc3339(at: NaiveDateTime) -> String {
-    DateTime::<Utc>::from_naive_utc_and_offset(at, Utc)
-        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
-}
-
 /// Whether a diesel error is a unique-constraint violation.
 #[must_use]
 pub fn is_unique_violation(error: &diesel::result::Error) -> bool {
@@ -411,7 +416,7 @@ pub fn is_unique_violation(error: &diesel::result::Error) -> bool {
 
 /// Whether the database answers a trivial query, for `/readyz`.
 pub async fn is_ready(db: &Db) -> bool {
-    db.read(|connection| connection.ping().map_err(ApiError::from))
+    db.read(|connection| connection.ping().map_err(Error::from))
         .await
         .is_ok()
 }

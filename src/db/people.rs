@@ -2,9 +2,9 @@
 
 use diesel::prelude::*;
 
+use super::Error;
 use super::schema::people;
 use super::{DbConnection, Page, PageRequest};
-use crate::error::ApiError;
 
 /// A stored person.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -28,23 +28,16 @@ pub struct PersonRow {
     pub updated_at: chrono::NaiveDateTime,
 }
 
-/// Inserts a person; a taken subject answers 409.
-pub fn insert(connection: &mut DbConnection, person: &PersonRow) -> Result<(), ApiError> {
-    match diesel::insert_into(people::table)
+/// Inserts a person; a taken subject is `Error::UniqueViolation`.
+pub fn insert(connection: &mut DbConnection, person: &PersonRow) -> Result<(), Error> {
+    diesel::insert_into(people::table)
         .values(person.clone())
-        .execute(connection)
-    {
-        Ok(_) => Ok(()),
-        Err(error) if super::is_unique_violation(&error) => Err(ApiError::Conflict(format!(
-            "a person with subject {:?} already exists",
-            person.subject
-        ))),
-        Err(error) => Err(error.into()),
-    }
+        .execute(connection)?;
+    Ok(())
 }
 
 /// Finds a person by id.
-pub fn find(connection: &mut DbConnection, id: &str) -> Result<Option<PersonRow>, ApiError> {
+pub fn find(connection: &mut DbConnection, id: &str) -> Result<Option<PersonRow>, Error> {
     Ok(people::table
         .find(id)
         .select(PersonRow::as_select())
@@ -56,7 +49,7 @@ pub fn find(connection: &mut DbConnection, id: &str) -> Result<Option<PersonRow>
 pub fn find_by_subject(
     connection: &mut DbConnection,
     subject: &str,
-) -> Result<Option<PersonRow>, ApiError> {
+) -> Result<Option<PersonRow>, Error> {
     Ok(people::table
         .filter(people::subject.eq(subject))
         .select(PersonRow::as_select())
@@ -70,7 +63,7 @@ pub fn list(
     connection: &mut DbConnection,
     self_and_teams: Option<&(String, Vec<String>)>,
     page: &PageRequest,
-) -> Result<Page<PersonRow>, ApiError> {
+) -> Result<Page<PersonRow>, Error> {
     let mut query = people::table
         .select(PersonRow::as_select())
         .order(people::id.asc())
@@ -90,7 +83,7 @@ pub fn list(
 }
 
 /// Writes a person's name, email, team and role.
-pub fn update(connection: &mut DbConnection, person: &PersonRow) -> Result<(), ApiError> {
+pub fn update(connection: &mut DbConnection, person: &PersonRow) -> Result<(), Error> {
     diesel::update(people::table.find(&person.id))
         .set((
             people::name.eq(&person.name),

@@ -6,8 +6,8 @@ use diesel::prelude::*;
 use diesel::sql_types::Text;
 
 use super::DbConnection;
+use super::Error;
 use super::schema::period_totals;
-use crate::error::ApiError;
 
 /// Which running total: a person's autonomous spending in one currency in
 /// one calendar month (`YYYY-MM`, UTC).
@@ -24,7 +24,7 @@ pub struct PeriodKey<'a> {
 /// Makes sure the row exists (at zero) so the guarded update below has a
 /// row to guard. Run before any other write of the transaction: on
 /// PostgreSQL a concurrent insert of the same key waits for this one.
-pub fn ensure(connection: &mut DbConnection, key: PeriodKey<'_>) -> Result<(), ApiError> {
+pub fn ensure(connection: &mut DbConnection, key: PeriodKey<'_>) -> Result<(), Error> {
     // Portable SQL: diesel's MultiConnection has no ON CONFLICT builder, and
     // both PostgreSQL and SQLite (3.24+) accept this statement as written.
     diesel::sql_query(
@@ -47,7 +47,7 @@ pub fn try_consume(
     key: PeriodKey<'_>,
     amount_minor: i64,
     allowance_minor: Option<i64>,
-) -> Result<bool, ApiError> {
+) -> Result<bool, Error> {
     let target = period_totals::table
         .filter(period_totals::person_id.eq(key.person_id))
         .filter(period_totals::period.eq(key.period))
@@ -65,7 +65,7 @@ pub fn try_consume(
 }
 
 /// What the person has spent autonomously in the period so far.
-pub fn spent(connection: &mut DbConnection, key: PeriodKey<'_>) -> Result<i64, ApiError> {
+pub fn spent(connection: &mut DbConnection, key: PeriodKey<'_>) -> Result<i64, Error> {
     Ok(period_totals::table
         .filter(period_totals::person_id.eq(key.person_id))
         .filter(period_totals::period.eq(key.period))
@@ -81,7 +81,7 @@ pub fn release(
     connection: &mut DbConnection,
     key: PeriodKey<'_>,
     amount_minor: i64,
-) -> Result<(), ApiError> {
+) -> Result<(), Error> {
     let changed = diesel::update(
         period_totals::table
             .filter(period_totals::person_id.eq(key.person_id))

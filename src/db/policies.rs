@@ -3,9 +3,9 @@
 
 use diesel::prelude::*;
 
+use super::Error;
 use super::schema::policies;
 use super::{DbConnection, Page, PageRequest};
-use crate::error::ApiError;
 
 /// A stored policy version.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -41,7 +41,7 @@ pub fn find(
     connection: &mut DbConnection,
     team_id: &str,
     version: i32,
-) -> Result<Option<PolicyRow>, ApiError> {
+) -> Result<Option<PolicyRow>, Error> {
     Ok(policies::table
         .find((team_id, version))
         .select(PolicyRow::as_select())
@@ -50,7 +50,7 @@ pub fn find(
 }
 
 /// The team's newest version, if it has any.
-pub fn latest(connection: &mut DbConnection, team_id: &str) -> Result<Option<PolicyRow>, ApiError> {
+pub fn latest(connection: &mut DbConnection, team_id: &str) -> Result<Option<PolicyRow>, Error> {
     Ok(policies::table
         .filter(policies::team_id.eq(team_id))
         .order(policies::version.desc())
@@ -64,7 +64,7 @@ pub fn latest(connection: &mut DbConnection, team_id: &str) -> Result<Option<Pol
 pub fn effective(
     connection: &mut DbConnection,
     chain: &[String],
-) -> Result<Option<PolicyRow>, ApiError> {
+) -> Result<Option<PolicyRow>, Error> {
     for team_id in chain {
         if let Some(policy) = latest(connection, team_id)? {
             return Ok(Some(policy));
@@ -74,18 +74,12 @@ pub fn effective(
 }
 
 /// Inserts the next version. Two concurrent writers computing the same
-/// version collide on the primary key; the loser answers 409 and may retry.
-pub fn insert(connection: &mut DbConnection, policy: &PolicyRow) -> Result<(), ApiError> {
-    match diesel::insert_into(policies::table)
+/// version collide on the primary key: `Error::UniqueViolation`.
+pub fn insert(connection: &mut DbConnection, policy: &PolicyRow) -> Result<(), Error> {
+    diesel::insert_into(policies::table)
         .values(policy.clone())
-        .execute(connection)
-    {
-        Ok(_) => Ok(()),
-        Err(error) if super::is_unique_violation(&error) => Err(ApiError::Conflict(
-            "the policy changed concurrently: retry".to_owned(),
-        )),
-        Err(error) => Err(error.into()),
-    }
+        .execute(connection)?;
+    Ok(())
 }
 
 /// Lists a team's versions, oldest first; the cursor is a version number.
@@ -93,16 +87,16 @@ pub fn versions(
     connection: &mut DbConnection,
     team_id: &str,
     page: &PageRequest,
-) -> Result<Page<PolicyRow>, ApiError> {
+) -> Result<Page<PolicyRow>, Error> {
     let mut query = policies::table
         .filter(policies::team_id.eq(team_id))
         .order(policies::version.asc())
         .select(PolicyRow::as_select())
         .into_boxed();
     if let Some(after) = &page.after {
-        let after: i32 = after
-            .parse()
-            .map_err(|_| ApiError::InvalidQuery("the cursor is not valid".to_owned()))?;
+        let after: i32 = after.parse().map_err(|_| {
+            Error::Internal(format!("version cursor {after:?} passed the API unparsed"))
+        })?;
         query = query.filter(policies::version.gt(after));
     }
     let rows = query.limit(page.limit + 1).load(connection)?;

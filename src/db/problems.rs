@@ -3,9 +3,9 @@
 
 use diesel::prelude::*;
 
+use super::Error;
 use super::schema::problems;
 use super::{DbConnection, Page, PageRequest};
-use crate::error::ApiError;
 
 /// A stored problem.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -84,7 +84,7 @@ pub struct ProblemFilter {
 }
 
 /// Inserts a problem.
-pub fn insert(connection: &mut DbConnection, problem: &ProblemRow) -> Result<(), ApiError> {
+pub fn insert(connection: &mut DbConnection, problem: &ProblemRow) -> Result<(), Error> {
     diesel::insert_into(problems::table)
         .values(problem.clone())
         .execute(connection)?;
@@ -92,7 +92,7 @@ pub fn insert(connection: &mut DbConnection, problem: &ProblemRow) -> Result<(),
 }
 
 /// Finds a problem by id.
-pub fn find(connection: &mut DbConnection, id: &str) -> Result<Option<ProblemRow>, ApiError> {
+pub fn find(connection: &mut DbConnection, id: &str) -> Result<Option<ProblemRow>, Error> {
     Ok(problems::table
         .find(id)
         .select(ProblemRow::as_select())
@@ -106,7 +106,7 @@ pub fn list(
     visibility: &Visibility,
     filter: &ProblemFilter,
     page: &PageRequest,
-) -> Result<Page<ProblemRow>, ApiError> {
+) -> Result<Page<ProblemRow>, Error> {
     let mut query = problems::table
         .select(ProblemRow::as_select())
         .order(problems::id.asc())
@@ -145,7 +145,7 @@ pub fn update_details(
     connection: &mut DbConnection,
     problem: &ProblemRow,
     criteria_changed: bool,
-) -> Result<(), ApiError> {
+) -> Result<(), Error> {
     let bump = i32::from(criteria_changed);
     diesel::update(problems::table.find(&problem.id))
         .set((
@@ -166,7 +166,7 @@ pub fn acknowledge(
     problem_id: &str,
     criteria_version: i32,
     at: chrono::NaiveDateTime,
-) -> Result<bool, ApiError> {
+) -> Result<bool, Error> {
     let changed = diesel::update(
         problems::table
             .filter(problems::id.eq(problem_id))
@@ -203,7 +203,7 @@ pub fn set_limit(
     connection: &mut DbConnection,
     problem_id: &str,
     new: &NewLimit,
-) -> Result<bool, ApiError> {
+) -> Result<bool, Error> {
     let (policy_team_id, policy_version) = new.policy.clone().unzip();
     let changed = diesel::update(
         problems::table
@@ -228,7 +228,7 @@ pub fn close(
     connection: &mut DbConnection,
     problem_id: &str,
     at: chrono::NaiveDateTime,
-) -> Result<bool, ApiError> {
+) -> Result<bool, Error> {
     let changed = diesel::update(
         problems::table
             .filter(problems::id.eq(problem_id))
@@ -254,7 +254,7 @@ pub fn try_approve_within_limit(
     connection: &mut DbConnection,
     problem_id: &str,
     amount_minor: i64,
-) -> Result<bool, ApiError> {
+) -> Result<bool, Error> {
     let changed = diesel::update(
         problems::table
             .filter(problems::id.eq(problem_id))
@@ -280,7 +280,7 @@ pub fn reserve_pending(
     connection: &mut DbConnection,
     problem_id: &str,
     amount_minor: i64,
-) -> Result<bool, ApiError> {
+) -> Result<bool, Error> {
     let changed = diesel::update(
         problems::table
             .filter(problems::id.eq(problem_id))
@@ -301,7 +301,7 @@ pub fn settle_pending(
     problem_id: &str,
     reserved_minor: i64,
     approved_minor: i64,
-) -> Result<(), ApiError> {
+) -> Result<(), Error> {
     diesel::update(problems::table.find(problem_id))
         .set((
             problems::pending_review_minor.eq(problems::pending_review_minor - reserved_minor),
@@ -318,7 +318,7 @@ pub fn release(
     problem_id: &str,
     amount_minor: i64,
     was_pending: bool,
-) -> Result<(), ApiError> {
+) -> Result<(), Error> {
     let target = problems::table.find(problem_id);
     if was_pending {
         diesel::update(target)

@@ -8,7 +8,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Nullable, Text};
 
 use super::DbConnection;
-use crate::error::ApiError;
+use super::Error;
 
 /// Groups per page.
 pub const REPORT_PAGE_SIZE_MAX: i64 = 200;
@@ -165,7 +165,7 @@ pub fn summary_page(
     filter: &ReportFilter,
     after: Option<&str>,
     limit: i64,
-) -> Result<(Vec<ReportRow>, Option<String>), ApiError> {
+) -> Result<(Vec<ReportRow>, Option<String>), Error> {
     let Dialect {
         month,
         decision_seconds,
@@ -237,7 +237,7 @@ fn percentile(
     decision_seconds: &str,
     month: &str,
     percent: i64,
-) -> Result<Option<i64>, ApiError> {
+) -> Result<Option<i64>, Error> {
     let group = filter.group_by.column();
     let scope = format!(
         "FROM spends s JOIN problems p ON p.id = s.problem_id \

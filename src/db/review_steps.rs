@@ -4,8 +4,8 @@
 use diesel::prelude::*;
 
 use super::DbConnection;
+use super::Error;
 use super::schema::spend_review_steps;
-use crate::error::ApiError;
 
 /// Most steps of one spend's history that are read back. Each step moves
 /// the spend up the tree (at most `TEAM_DEPTH_MAX` = 32 levels, once by SLA
@@ -41,7 +41,7 @@ pub struct ReviewStepRow {
 
 /// Appends a step, numbering it after the spend's last one. Runs inside the
 /// transaction that changed the spend under its guard, so numbers never race.
-pub fn append(connection: &mut DbConnection, mut step: ReviewStepRow) -> Result<(), ApiError> {
+pub fn append(connection: &mut DbConnection, mut step: ReviewStepRow) -> Result<(), Error> {
     let last: Option<i32> = spend_review_steps::table
         .filter(spend_review_steps::spend_id.eq(&step.spend_id))
         .select(diesel::dsl::max(spend_review_steps::step))
@@ -54,7 +54,7 @@ pub fn append(connection: &mut DbConnection, mut step: ReviewStepRow) -> Result<
 }
 
 /// A spend's history, oldest first.
-pub fn list(connection: &mut DbConnection, spend_id: &str) -> Result<Vec<ReviewStepRow>, ApiError> {
+pub fn list(connection: &mut DbConnection, spend_id: &str) -> Result<Vec<ReviewStepRow>, Error> {
     Ok(spend_review_steps::table
         .filter(spend_review_steps::spend_id.eq(spend_id))
         .order(spend_review_steps::step.asc())

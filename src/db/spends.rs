@@ -2,10 +2,10 @@
 
 use diesel::prelude::*;
 
+use super::Error;
 use super::problems::Visibility;
 use super::schema::{problems, spends};
 use super::{DbConnection, Page, PageRequest};
-use crate::error::ApiError;
 
 /// A stored spend.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -85,7 +85,7 @@ pub struct SpendFilter {
 }
 
 /// Inserts a spend.
-pub fn insert(connection: &mut DbConnection, spend: &SpendRow) -> Result<(), ApiError> {
+pub fn insert(connection: &mut DbConnection, spend: &SpendRow) -> Result<(), Error> {
     diesel::insert_into(spends::table)
         .values(spend.clone())
         .execute(connection)?;
@@ -93,7 +93,7 @@ pub fn insert(connection: &mut DbConnection, spend: &SpendRow) -> Result<(), Api
 }
 
 /// Finds a spend by id.
-pub fn find(connection: &mut DbConnection, id: &str) -> Result<Option<SpendRow>, ApiError> {
+pub fn find(connection: &mut DbConnection, id: &str) -> Result<Option<SpendRow>, Error> {
     Ok(spends::table
         .find(id)
         .select(SpendRow::as_select())
@@ -107,7 +107,7 @@ pub fn list(
     visibility: &Visibility,
     filter: &SpendFilter,
     page: &PageRequest,
-) -> Result<Page<SpendRow>, ApiError> {
+) -> Result<Page<SpendRow>, Error> {
     let mut query = spends::table
         .inner_join(problems::table)
         .select(SpendRow::as_select())
@@ -160,7 +160,7 @@ pub fn review_queue(
     connection: &mut DbConnection,
     scope: &QueueScope,
     page: &PageRequest,
-) -> Result<Page<SpendRow>, ApiError> {
+) -> Result<Page<SpendRow>, Error> {
     let mut query = spends::table
         .filter(spends::status.eq("pending_review"))
         .select(SpendRow::as_select())
@@ -190,7 +190,7 @@ pub fn due_for_escalation(
     connection: &mut DbConnection,
     at: chrono::NaiveDateTime,
     limit: i64,
-) -> Result<Vec<String>, ApiError> {
+) -> Result<Vec<String>, Error> {
     Ok(spends::table
         .filter(spends::status.eq("pending_review"))
         .filter(spends::review_due_at.le(at))
@@ -222,7 +222,7 @@ pub fn reroute(
     spend_id: &str,
     route_version: i32,
     routing: &Routing,
-) -> Result<bool, ApiError> {
+) -> Result<bool, Error> {
     let changed = diesel::update(
         spends::table
             .filter(spends::id.eq(spend_id))
@@ -266,7 +266,7 @@ pub fn decide(
     spend_id: &str,
     route_version: i32,
     decision: &Decision<'_>,
-) -> Result<bool, ApiError> {
+) -> Result<bool, Error> {
     let changed = diesel::update(
         spends::table
             .filter(spends::id.eq(spend_id))
@@ -296,7 +296,7 @@ pub fn void(
     voided_by: &str,
     voided_at: chrono::NaiveDateTime,
     reason: &str,
-) -> Result<bool, ApiError> {
+) -> Result<bool, Error> {
     let changed = diesel::update(
         spends::table
             .filter(spends::id.eq(spend_id))

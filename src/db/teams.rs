@@ -3,10 +3,10 @@
 use diesel::prelude::*;
 use diesel::sql_types::{Integer, Text};
 
+use super::Error;
 use super::schema::teams;
 use super::{DbConnection, Page, PageRequest};
 use crate::domain::review::TeamNode;
-use crate::error::ApiError;
 
 /// Deepest team tree Leeway walks; a deeper tree is refused when built.
 pub const TEAM_DEPTH_MAX: i32 = 32;
@@ -32,7 +32,7 @@ pub struct TeamRow {
 }
 
 /// Inserts a team.
-pub fn insert(connection: &mut DbConnection, team: &TeamRow) -> Result<(), ApiError> {
+pub fn insert(connection: &mut DbConnection, team: &TeamRow) -> Result<(), Error> {
     diesel::insert_into(teams::table)
         .values(team.clone())
         .execute(connection)?;
@@ -40,7 +40,7 @@ pub fn insert(connection: &mut DbConnection, team: &TeamRow) -> Result<(), ApiEr
 }
 
 /// Finds a team by id.
-pub fn find(connection: &mut DbConnection, id: &str) -> Result<Option<TeamRow>, ApiError> {
+pub fn find(connection: &mut DbConnection, id: &str) -> Result<Option<TeamRow>, Error> {
     Ok(teams::table
         .find(id)
         .select(TeamRow::as_select())
@@ -49,7 +49,7 @@ pub fn find(connection: &mut DbConnection, id: &str) -> Result<Option<TeamRow>, 
 }
 
 /// Lists teams in id order.
-pub fn list(connection: &mut DbConnection, page: &PageRequest) -> Result<Page<TeamRow>, ApiError> {
+pub fn list(connection: &mut DbConnection, page: &PageRequest) -> Result<Page<TeamRow>, Error> {
     let mut query = teams::table
         .select(TeamRow::as_select())
         .order(teams::id.asc())
@@ -62,7 +62,7 @@ pub fn list(connection: &mut DbConnection, page: &PageRequest) -> Result<Page<Te
 }
 
 /// Writes a team's name, parent and manager.
-pub fn update(connection: &mut DbConnection, team: &TeamRow) -> Result<(), ApiError> {
+pub fn update(connection: &mut DbConnection, team: &TeamRow) -> Result<(), Error> {
     diesel::update(teams::table.find(&team.id))
         .set((
             teams::name.eq(&team.name),
@@ -82,10 +82,7 @@ struct TeamIdRow {
 
 /// The team and every team above it, nearest first, at most
 /// [`TEAM_DEPTH_MAX`] + 1 of them.
-pub fn chain_upwards(
-    connection: &mut DbConnection,
-    team_id: &str,
-) -> Result<Vec<String>, ApiError> {
+pub fn chain_upwards(connection: &mut DbConnection, team_id: &str) -> Result<Vec<String>, Error> {
     // Portable SQL: both databases run WITH RECURSIVE, and SQLite reads `$1`
     // as the first bound parameter just as PostgreSQL does.
     let rows: Vec<TeamIdRow> = diesel::sql_query(
@@ -115,7 +112,7 @@ struct TeamNodeRow {
 pub fn chain_with_managers(
     connection: &mut DbConnection,
     team_id: &str,
-) -> Result<Vec<TeamNode>, ApiError> {
+) -> Result<Vec<TeamNode>, Error> {
     // Portable SQL, as in `chain_upwards`.
     let rows: Vec<TeamNodeRow> = diesel::sql_query(
         "WITH RECURSIVE chain (id, parent_id, manager_id, depth) AS ( \
@@ -138,10 +135,7 @@ pub fn chain_with_managers(
 }
 
 /// The chain above `team_id` (its parent upwards), or empty at the root.
-pub fn chain_above(
-    connection: &mut DbConnection,
-    team_id: &str,
-) -> Result<Vec<TeamNode>, ApiError> {
+pub fn chain_above(connection: &mut DbConnection, team_id: &str) -> Result<Vec<TeamNode>, Error> {
     let mut chain = chain_with_managers(connection, team_id)?;
     if !chain.is_empty() {
         chain.remove(0);
@@ -150,7 +144,7 @@ pub fn chain_above(
 }
 
 /// Teams the person manages directly.
-pub fn managed_by(connection: &mut DbConnection, person_id: &str) -> Result<Vec<String>, ApiError> {
+pub fn managed_by(connection: &mut DbConnection, person_id: &str) -> Result<Vec<String>, Error> {
     Ok(teams::table
         .filter(teams::manager_id.eq(person_id))
         .select(teams::id)
@@ -164,7 +158,7 @@ pub fn managed_by(connection: &mut DbConnection, person_id: &str) -> Result<Vec<
 pub fn scope_of_manager(
     connection: &mut DbConnection,
     person_id: &str,
-) -> Result<Vec<String>, ApiError> {
+) -> Result<Vec<String>, Error> {
     let rows: Vec<TeamIdRow> = diesel::sql_query(
         "WITH RECURSIVE scope (id, depth) AS ( \
              SELECT id, 0 FROM teams WHERE manager_id = $1 \

@@ -48,8 +48,8 @@ fn token_prints_exactly_one_jwt_signed_with_a_generated_secret() {
     );
     assert!(second.status.success());
     assert_eq!(std::fs::read_to_string(&secret_path).unwrap(), secret);
-    let config = leeway::config::JwtConfig::from_secret(secret.trim().as_bytes().to_vec());
-    let tokens = leeway::auth::Tokens::new(&config);
+    let config = leeway::tokens::JwtConfig::from_secret(secret.trim().as_bytes().to_vec());
+    let tokens = leeway::tokens::Tokens::new(&config);
     assert_eq!(tokens.verify(token).unwrap(), "ada");
     assert_eq!(
         tokens

@@ -301,7 +301,7 @@ async fn retry_every_attempt(
     if !orphaned_claims.is_empty() {
         let db = Db::new(&DatabaseUrl::parse(database_url).unwrap()).unwrap();
         db.write_blocking(|connection| {
-            Ok(connection.batch_execute(
+            Ok::<_, leeway::db::Error>(connection.batch_execute(
                 "UPDATE idempotency_keys SET locked_at = '2000-01-01 00:00:00' WHERE state = 'in_flight'",
             )?)
         })

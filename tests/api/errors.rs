@@ -105,10 +105,10 @@ async fn an_unreachable_database_answers_503_not_a_hang() {
     let unreachable = "postgres://leeway@127.0.0.1:1/leeway?connect_timeout=1";
     let mut config = leeway::config::Config::new(
         leeway::db::DatabaseUrl::parse(unreachable).unwrap(),
-        leeway::config::JwtConfig::from_secret(crate::helpers::TEST_SECRET.as_bytes().to_vec()),
+        leeway::tokens::JwtConfig::from_secret(crate::helpers::TEST_SECRET.as_bytes().to_vec()),
     );
     config.workers = Some(1);
-    let state = leeway::app::AppState::new(&config).unwrap();
+    let state = leeway::state::AppState::new(&config).unwrap();
     let token = state.tokens.issue("admin", 60).unwrap();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let base_url = format!("http://{}", listener.local_addr().unwrap());

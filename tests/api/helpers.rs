@@ -10,12 +10,14 @@ use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
 use diesel::{Connection, PgConnection};
-use leeway::app::{self, AppState};
-use leeway::auth::Tokens;
+use leeway::app;
 use leeway::clock::Clock;
-use leeway::config::{Config, JwtConfig};
+use leeway::config::Config;
 use leeway::db::{DatabaseUrl, Db};
 use leeway::domain::access::Role;
+use leeway::state::AppState;
+use leeway::tokens::JwtConfig;
+use leeway::tokens::Tokens;
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -133,6 +135,7 @@ impl TestApp {
                     None,
                     None,
                     Role::Admin,
+                    leeway::clock::Clock::system().now(),
                 )
             })
             .unwrap();
@@ -224,7 +227,7 @@ impl TestApp {
     /// Like [`TestApp::execute_sql`], returning the database's refusal.
     pub fn try_execute_sql(&self, sql: &str) -> Result<(), String> {
         self.db
-            .write_blocking(|connection| Ok(connection.batch_execute(sql)?))
+            .write_blocking(|connection| Ok::<_, leeway::db::Error>(connection.batch_execute(sql)?))
             .map_err(|error| format!("{error:?}"))
     }
 

@@ -46,7 +46,7 @@ backend_tests! {
         let fingerprint: String = app
             .db
             .write_blocking(|connection| {
-                Ok(idempotency_keys::table
+                Ok::<_, leeway::db::Error>(idempotency_keys::table
                     .filter(idempotency_keys::idempotency_key.eq("k-done"))
                     .select(idempotency_keys::request_fingerprint)
                     .first(connection)?)
@@ -102,7 +102,7 @@ backend_tests! {
         let key = [("idempotency-key", "yesterday")];
         assert_eq!(app.send_with(Method::POST, &path, Some("sam"), Some(&spend_body("1.00")), &key).await.status, 201);
         app.execute_sql("UPDATE idempotency_keys SET created_at = '2000-01-01 00:00:00'");
-        let purged = app.db.write_blocking(|connection| leeway::db::idempotency::purge_expired(connection, leeway::db::now())).unwrap();
+        let purged = app.db.write_blocking(|connection| leeway::db::idempotency::purge_expired(connection, leeway::clock::Clock::system().now())).unwrap();
         assert_eq!(purged, 1);
         // An expired key is a new key: the request runs again.
         let again = app.send_with(Method::POST, &path, Some("sam"), Some(&spend_body("1.00")), &key).await;

@@ -162,7 +162,7 @@ async fn an_exhausted_pool_answers_503_with_retry_after(app: TestApp) {
         db.read(move |_connection| {
             holding.store(true, Ordering::SeqCst);
             std::thread::sleep(Duration::from_secs(2));
-            Ok(())
+            Ok::<_, leeway::db::Error>(())
         })
         .await
     });

@@ -9,8 +9,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use leeway::auth::{PublicKey, Tokens};
-use leeway::config::{Config, JwtConfig};
+use leeway::config::Config;
+use leeway::tokens::JwtConfig;
+use leeway::tokens::{PublicKey, Tokens};
 use serde_json::{Value, json};
 
 use crate::configured_backend_tests;

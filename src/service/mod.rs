@@ -1,0 +1,8 @@
+//! The use cases: one unit of work each, over one transaction handle, the
+//! authenticated caller and a typed command, returning a typed outcome or a
+//! [`Error`]. Nothing here knows HTTP; the api layer parses requests into
+//! commands and renders outcomes, and `error.rs` maps failures to statuses.
+
+pub mod error;
+
+pub use error::{Error, FieldError, Refusal};
