@@ -3,8 +3,7 @@
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
-use super::problems::parse_query_id;
-use super::types::{ListJson, page_request};
+use super::types::{ListJson, page_request, parse_query_id, parse_time};
 use crate::db::events::{self, EventFilter, EventRow};
 use crate::domain::access::Caller;
 use crate::encoding::rfc3339;
@@ -71,17 +70,6 @@ pub struct ListQuery {
     from: Option<String>,
     /// RFC 3339; exclusive.
     to: Option<String>,
-}
-
-/// Reads an RFC 3339 timestamp from a query parameter, as UTC.
-pub fn parse_time(text: &str, name: &str) -> Result<chrono::NaiveDateTime, ApiError> {
-    chrono::DateTime::parse_from_rfc3339(text)
-        .map(|time| time.naive_utc())
-        .map_err(|_| {
-            ApiError::InvalidQuery(format!(
-                "{name} must be an RFC 3339 time such as 2026-11-25T00:00:00Z"
-            ))
-        })
 }
 
 /// `GET /v1/events`, oldest first.

@@ -17,13 +17,10 @@ use std::sync::Arc;
 use actix_web::http::header;
 use actix_web::web::Bytes;
 use actix_web::{HttpResponse, web};
-use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
-use super::events::{EventJson, parse_time};
-use super::problems::parse_query_id;
-use super::spends::parse_status;
-use super::types::stored_money;
+use super::events::EventJson;
+use super::types::{parse_date, parse_query_id, parse_status, parse_time, stored_money};
 use crate::db::exports::{self, EventExportFilter, SpendAsOf, SpendExportFilter};
 use crate::db::{Db, DbConnection, audit, teams};
 use crate::domain::access::Caller;
@@ -317,12 +314,6 @@ pub async fn team_filter(
         Ok(exports::team_subtree(connection, &team_id, as_of).map(Some)?)
     })
     .await
-}
-
-/// Reads a `YYYY-MM-DD` query parameter.
-pub fn parse_date(text: &str, name: &str) -> Result<NaiveDate, ApiError> {
-    NaiveDate::parse_from_str(text, "%Y-%m-%d")
-        .map_err(|_| ApiError::InvalidQuery(format!("{name} must be a date such as 2026-11-25")))
 }
 
 async fn spend_filter(db: &Db, query: ExportQuery) -> Result<SpendExportFilter, ApiError> {

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::idempotency::{self, Idempotent};
 use super::types::{
     Body, Checks, ListJson, MoneyInput, MoneyJson, PageQuery, TEXT_LENGTH_MAX, TITLE_LENGTH_MAX,
-    page_request, parse_id, stored_money, version_page_request, whole_number,
+    page_request, parse_id, parse_query_id, stored_money, version_page_request, whole_number,
 };
 use crate::db::audit;
 use crate::db::events::Subject;
@@ -413,11 +413,6 @@ pub async fn list(
         .read(move |connection| problems::list(connection, &visibility, &filter, &page))
         .await?;
     Ok(HttpResponse::Ok().json(ListJson::from_page(rows, ProblemJson::from_row)?))
-}
-
-/// Reads an id from a query parameter.
-pub fn parse_query_id(text: &str, name: &str) -> Result<String, ApiError> {
-    parse_id(text, "id").map_err(|_| ApiError::InvalidQuery(format!("{name} must be a UUID")))
 }
 
 /// Which problems (and so spends) the caller may list.

@@ -7,8 +7,10 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
-use super::exports::{csv_line, parse_date, require_finance, stream_pages, team_filter};
-use super::types::{ListJson, MoneyJson, PAGE_SIZE_DEFAULT, group_page_request, stored_money};
+use super::exports::{csv_line, require_finance, stream_pages, team_filter};
+use super::types::{
+    ListJson, MoneyJson, PAGE_SIZE_DEFAULT, group_page_request, parse_date, stored_money,
+};
 use crate::db::reports::{self, GroupBy, REPORT_PAGE_SIZE_MAX, ReportFilter, ReportRow};
 use crate::db::{Page, PageRequest};
 use crate::domain::access::Caller;

@@ -8,11 +8,11 @@ use serde::{Deserialize, Serialize};
 
 use super::idempotency::{self, Idempotent};
 use super::problems::{
-    PolicyRefJson, find_visible, parse_query_id, problem_ref, stored_currency, totals, visibility,
+    PolicyRefJson, find_visible, problem_ref, stored_currency, totals, visibility,
 };
 use super::types::{
     Body, CATEGORY_LENGTH_MAX, Checks, ListJson, MoneyInput, MoneyJson, NAME_LENGTH_MAX,
-    TEXT_LENGTH_MAX, page_request, parse_id, stored_money,
+    TEXT_LENGTH_MAX, page_request, parse_id, parse_query_id, parse_status, stored_money,
 };
 use crate::db::audit;
 use crate::db::events::Subject;
@@ -29,15 +29,6 @@ use crate::encoding::rfc3339;
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::workflow::{Step, pinned_policy, record_step, review_due_at, route_from, route_parts};
-
-/// Every spend status, as stored and in JSON.
-pub const SPEND_STATUSES: [&str; 5] = [
-    "approved",
-    "pending_review",
-    "approved_by_manager",
-    "rejected",
-    "voided",
-];
 
 /// Days after today (UTC) a `spent_on` may lie: a purchase made in a time
 /// zone ahead of UTC is already "tomorrow" there.
@@ -516,16 +507,6 @@ pub fn record(
         at,
     )?;
     Ok(json)
-}
-
-/// Checks a `status` query value.
-pub fn parse_status(status: Option<String>) -> Result<Option<String>, ApiError> {
-    match status {
-        Some(status) if !SPEND_STATUSES.contains(&status.as_str()) => Err(ApiError::InvalidQuery(
-            format!("status must be one of {}", SPEND_STATUSES.join(", ")),
-        )),
-        other => Ok(other),
-    }
 }
 
 /// `GET /v1/spends`.

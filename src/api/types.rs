@@ -4,6 +4,8 @@
 
 use std::ops::Deref;
 
+use chrono::{NaiveDate, NaiveDateTime};
+
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 use futures_util::future::LocalBoxFuture;
 use serde::de::DeserializeOwned;
@@ -12,6 +14,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use crate::db::{Page, PageRequest};
 use crate::domain::currency::Currency;
 use crate::domain::money::{AMOUNT_TEXT_LENGTH_MAX, Money};
+use crate::domain::status::SpendStatus;
 use crate::error::ApiError;
 use crate::service::FieldError;
 
@@ -297,6 +300,42 @@ pub fn parse_id(text: &str, what: &'static str) -> Result<String, ApiError> {
     uuid::Uuid::parse_str(text)
         .map(|id| id.hyphenated().to_string())
         .map_err(|_| ApiError::NotFound(what))
+}
+
+/// Reads an id from a query parameter.
+pub fn parse_query_id(text: &str, name: &str) -> Result<String, ApiError> {
+    parse_id(text, "id").map_err(|_| ApiError::InvalidQuery(format!("{name} must be a UUID")))
+}
+
+/// Reads an RFC 3339 timestamp from a query parameter, as UTC.
+pub fn parse_time(text: &str, name: &str) -> Result<NaiveDateTime, ApiError> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|time| time.naive_utc())
+        .map_err(|_| {
+            ApiError::InvalidQuery(format!(
+                "{name} must be an RFC 3339 time such as 2026-11-25T00:00:00Z"
+            ))
+        })
+}
+
+/// Reads a `YYYY-MM-DD` query parameter.
+pub fn parse_date(text: &str, name: &str) -> Result<NaiveDate, ApiError> {
+    NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .map_err(|_| ApiError::InvalidQuery(format!("{name} must be a date such as 2026-11-25")))
+}
+
+/// Checks a spend `status` query value.
+pub fn parse_status(status: Option<String>) -> Result<Option<String>, ApiError> {
+    match status {
+        Some(status) if SpendStatus::parse(&status).is_none() => {
+            let all: Vec<&str> = SpendStatus::ALL.iter().map(|s| s.as_str()).collect();
+            Err(ApiError::InvalidQuery(format!(
+                "status must be one of {}",
+                all.join(", ")
+            )))
+        }
+        other => Ok(other),
+    }
 }
 
 /// For integer body fields. JSON Schema counts `24.0` as the integer 24, so

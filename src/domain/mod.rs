@@ -7,3 +7,4 @@ pub mod currency;
 pub mod limit;
 pub mod money;
 pub mod review;
+pub mod status;
