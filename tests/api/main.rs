@@ -9,6 +9,7 @@ mod binary;
 mod helpers;
 
 mod access;
+mod architecture;
 mod audit;
 mod authorization;
 mod cli;
