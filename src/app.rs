@@ -76,6 +76,22 @@ fn spawn_checkpoint_sealer(db: Db, clock: Clock) {
     });
 }
 
+/// Escalates overdue reviews every `interval` for as long as the server
+/// runs (see `service::escalation`).
+fn spawn_escalation(db: Db, clock: Clock, interval: Duration) {
+    actix_web::rt::spawn(async move {
+        let mut ticks = actix_web::rt::time::interval(interval);
+        loop {
+            ticks.tick().await;
+            match crate::service::escalation::escalate_overdue(&db, clock.now()).await {
+                Ok(0) => {}
+                Ok(count) => tracing::info!(count, "escalated overdue reviews"),
+                Err(error) => tracing::warn!(%error, "could not escalate overdue reviews"),
+            }
+        }
+    });
+}
+
 /// Starts serving on `listener`. The returned server runs until stopped
 /// through its handle; it does not listen for signals itself (the binary
 /// runs `shutdown::stop_on_signal` beside it).
@@ -86,7 +102,7 @@ pub fn serve(
 ) -> std::io::Result<Server> {
     spawn_idempotency_purge(state.db.clone(), state.clock.clone());
     spawn_checkpoint_sealer(state.db.clone(), state.clock.clone());
-    crate::workflow::spawn_escalation(
+    spawn_escalation(
         state.db.clone(),
         state.clock.clone(),
         state.escalation_interval,

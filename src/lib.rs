@@ -20,4 +20,3 @@ pub mod service;
 pub mod shutdown;
 pub mod state;
 pub mod tokens;
-pub mod workflow;

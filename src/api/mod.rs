@@ -12,7 +12,6 @@ pub mod people;
 pub mod policies;
 pub mod problems;
 pub mod reports;
-pub mod reviews;
 pub mod spends;
 pub mod teams;
 pub mod types;
@@ -54,9 +53,9 @@ url_map! {
     "/v1/problems/{id}/spends" => { post: spends::create }
     "/v1/spends" => { get: spends::list }
     "/v1/spends/{id}" => { get: spends::show }
-    "/v1/spends/{id}/review" => { post: reviews::decide }
+    "/v1/spends/{id}/review" => { post: spends::decide }
     "/v1/spends/{id}/void" => { post: spends::void }
-    "/v1/reviews" => { get: reviews::queue }
+    "/v1/reviews" => { get: spends::queue }
     "/v1/delegations" => { post: delegations::create, get: delegations::list }
     "/v1/delegations/{id}" => { get: delegations::show }
     "/v1/delegations/{id}/revoke" => { post: delegations::revoke }

@@ -136,6 +136,15 @@ impl From<Money> for MoneyJson {
     }
 }
 
+/// The policy version a problem's limit or a spend was pinned from, as JSON.
+#[derive(Debug, Serialize)]
+pub struct PolicyRefJson {
+    /// The team whose policy it is.
+    pub team_id: String,
+    /// The version.
+    pub version: i32,
+}
+
 /// Money as a client sends it. The amount must be a JSON string: a JSON
 /// number may already have lost precision in the client's parser.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -4,5 +4,10 @@
 //! commands and renders outcomes, and `error.rs` maps failures to statuses.
 
 pub mod error;
+pub mod escalation;
+pub mod ledger;
+pub mod problems;
+pub mod reviews;
+pub mod spends;
 
 pub use error::{Error, FieldError, Refusal};

@@ -20,7 +20,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("service", &["db", "domain", "encoding", "clock"]),
     ("error", &["service", "db", "domain"]),
     ("tokens", &["error"]),
-    ("config", &["db", "tokens", "rate_limit"]),
+    ("config", &["db", "tokens", "rate_limit", "encoding"]),
     (
         "state",
         &["config", "db", "tokens", "clock", "rate_limit", "shutdown"],
@@ -133,9 +133,14 @@ fn code_of(file: &str) -> String {
 
 /// Expands a `use` tree (`db::{self, audit::{a, b}, Db}`) into paths.
 fn expand(tree: &str) -> Vec<Vec<String>> {
-    let tree: String = tree.chars().filter(|c| !c.is_whitespace()).collect();
+    // `x as y` names `x`; mark the rename before whitespace goes.
+    let tree: String = tree
+        .replace(" as ", "@")
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
     let Some(open) = tree.find('{') else {
-        let path = tree.split(" as ").next().unwrap_or(&tree);
+        let path = tree.split('@').next().unwrap_or(&tree);
         return vec![path.split("::").map(str::to_owned).collect()];
     };
     let prefix: Vec<String> = tree[..open]

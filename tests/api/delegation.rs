@@ -506,8 +506,8 @@ backend_tests! {
         // What two server processes do on the same tick, against one database.
         let at = app.clock.now() + TimeDelta::hours(25);
         let (first, second) = futures_util::future::join(
-            leeway::workflow::escalate_overdue(&app.db, at),
-            leeway::workflow::escalate_overdue(&app.db, at),
+            leeway::service::escalation::escalate_overdue(&app.db, at),
+            leeway::service::escalation::escalate_overdue(&app.db, at),
         )
         .await;
         assert_eq!(first.unwrap() + second.unwrap(), spends.len());

@@ -1,28 +1,25 @@
-//! Reviews: the queue of flagged spends routed to the caller, and their
-//! decisions. A reviewer approves (all or part of a spend, optionally
-//! changing the problem's limit at the same time) or rejects. An approval
-//! that goes past the reviewer's approval authority is recorded as an
-//! endorsement and moves the spend to the next manager up.
+//! Reviews: a manager's decision on a flagged spend (approve in whole or
+//! part, approve beyond their authority as an endorsement that moves it up,
+//! or reject), and the caller's review queue.
 
-use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::NaiveDateTime;
 use serde::{Deserialize, Serialize};
 
-use super::idempotency::{self, Idempotent};
-use super::problems::{change_limit, stored_currency, totals};
-use super::spends::{ReviewPosition, SpendJson, find_visible_spend, record, review_position};
-use super::types::{
-    Body, Checks, ListJson, MoneyInput, PageQuery, TEXT_LENGTH_MAX, page_request, parse_id,
+use super::escalation::{
+    Step, is_pending, pinned_policy, record_step, reload_spend, review_due_at, route_from,
+    route_parts,
 };
+use super::ledger::stored_currency;
+use super::problems::{change_limit, totals};
+use super::spends::{ReviewPosition, find_visible_spend, record, review_position};
+use super::{Error, Refusal};
+use crate::db::problems::ProblemRow;
 use crate::db::spends::{self, Decision, QueueScope, Routing, SpendRow};
-use crate::db::{DbConnection, delegations, policies, problems, teams};
+use crate::db::{DbConnection, Page, PageRequest, delegations, policies, problems, teams};
 use crate::domain::access::{Caller, Role};
 use crate::domain::money::Money;
 use crate::domain::review::{Route, authority_covers};
-use crate::error::ApiError;
-use crate::state::AppState;
-use crate::workflow::{Step, pinned_policy, record_step, review_due_at, route_from, route_parts};
+use crate::domain::status::SpendStatus;
 
 /// What a reviewer decides.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,113 +31,38 @@ pub enum DecisionKind {
     Reject,
 }
 
-/// `POST /v1/spends/{id}/review` body.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ReviewBody {
-    decision: DecisionKind,
-    /// Why; required when rejecting, approving in part, or changing the limit.
-    #[serde(default)]
-    note: Option<String>,
+/// A checked `POST /v1/spends/{id}/review`.
+#[derive(Debug)]
+pub struct Review {
+    /// Approve or reject.
+    pub decision: DecisionKind,
+    /// Why; required when rejecting, approving in part or changing the limit.
+    pub note: Option<String>,
     /// Approve only this much; the rest is rejected.
-    #[serde(default)]
-    approved_amount: Option<MoneyInput>,
-    /// Set the problem's limit to this while approving (managers of the
-    /// problem's team only); the note is the change's reason.
-    #[serde(default)]
-    new_limit: Option<MoneyInput>,
+    pub approved_amount: Option<Money>,
+    /// The problem's new limit, set while approving.
+    pub new_limit: Option<Money>,
 }
 
-/// A checked review.
-struct Review {
-    decision: DecisionKind,
-    note: Option<String>,
-    approved_amount: Option<Money>,
-    new_limit: Option<Money>,
-}
-
-/// `POST /v1/spends/{id}/review`.
-pub async fn decide(
-    state: web::Data<AppState>,
-    caller: Caller,
-    request: HttpRequest,
-    path: web::Path<String>,
-    body: Body<ReviewBody>,
-) -> Result<HttpResponse, ApiError> {
-    let spend_id = parse_id(&path, "spend")?;
-    let key = idempotency::idempotency_key(&request)?;
-    let fingerprint =
-        idempotency::fingerprint(&format!("POST /v1/spends/{spend_id}/review"), &*body)?;
-    let body = body.into_inner();
-    let mut checks = Checks::default();
-    let note = checks.optional_text("note", body.note.as_deref(), TEXT_LENGTH_MAX);
-    let approved_amount = body
-        .approved_amount
-        .as_ref()
-        .and_then(|amount| checks.money("approved_amount", amount));
-    let new_limit = body
-        .new_limit
-        .as_ref()
-        .and_then(|limit| checks.money("new_limit", limit));
-    if body.decision == DecisionKind::Reject {
-        if note.is_none() {
-            checks.refuse("note", "required", "say why when rejecting a spend");
-        }
-        for (field, given) in [
-            ("approved_amount", body.approved_amount.is_some()),
-            ("new_limit", body.new_limit.is_some()),
-        ] {
-            if given {
-                checks.refuse(
-                    field,
-                    "not_allowed",
-                    format!("{field} goes with an approval"),
-                );
-            }
-        }
-    } else if note.is_none() && (body.approved_amount.is_some() || body.new_limit.is_some()) {
-        checks.refuse(
-            "note",
-            "required",
-            "say why when approving in part or changing the limit",
-        );
-    }
-    checks.finish()?;
-    let review = Review {
-        decision: body.decision,
-        note,
-        approved_amount,
-        new_limit,
-    };
-    let request = Idempotent {
-        caller_id: caller.person_id.clone(),
-        key,
-        fingerprint,
-        status: StatusCode::OK,
-    };
-    let at = state.clock.now();
-    idempotency::respond(&state, request, move |connection| {
-        apply(connection, &caller, &spend_id, &review, at)
-    })
-    .await
-}
-
-fn apply(
+/// Decides a flagged spend: approve (in whole or part, within the
+/// position's authority, else endorse and move it up) or reject. Nobody
+/// decides a spend they logged or one on a problem they own.
+pub fn decide(
     connection: &mut DbConnection,
     caller: &Caller,
     spend_id: &str,
     review: &Review,
     at: NaiveDateTime,
-) -> Result<SpendJson, ApiError> {
+) -> Result<SpendRow, Error> {
     let (spend, problem) = find_visible_spend(connection, caller, spend_id, at)?;
-    if spend.status != "pending_review" {
-        return Err(ApiError::AlreadyDecided);
+    if !is_pending(&spend) {
+        return Err(Error::from(Refusal::AlreadyDecided));
     }
-    if spend.logged_by == caller.person_id || problem.owner_id == caller.person_id {
-        return Err(ApiError::SelfReviewForbidden);
+    if caller.is_own_spend(&problem.owner_id, &spend.logged_by) {
+        return Err(Error::SelfReviewForbidden);
     }
     let position = review_position(connection, caller, &spend, at)?.ok_or_else(|| {
-        ApiError::Forbidden(
+        Error::Forbidden(
             "this spend is not routed to you: only its reviewer (or their delegate) decides it"
                 .to_owned(),
         )
@@ -150,9 +72,9 @@ fn apply(
         Some(amount) => {
             let amount = amount
                 .require_currency(currency)
-                .map_err(|error| ApiError::money("approved_amount.currency", &error))?;
+                .map_err(|error| Error::money("approved_amount.currency", &error))?;
             if amount.minor() > spend.amount_minor {
-                return Err(ApiError::field(
+                return Err(Error::field(
                     "approved_amount",
                     "above_amount",
                     "approved_amount cannot be more than the spend's amount",
@@ -165,7 +87,7 @@ fn apply(
     let on_behalf_of = position.on_behalf_of.as_deref();
     if review.decision == DecisionKind::Reject {
         let decision = Decision {
-            status: "rejected",
+            status: SpendStatus::Rejected.as_str(),
             decided_by: &caller.person_id,
             on_behalf_of,
             decided_at: at,
@@ -202,7 +124,7 @@ fn apply(
         );
     }
     let decision = Decision {
-        status: "approved_by_manager",
+        status: SpendStatus::ApprovedByManager.as_str(),
         decided_by: &caller.person_id,
         on_behalf_of,
         decided_at: at,
@@ -233,15 +155,15 @@ fn settle(
     connection: &mut DbConnection,
     spend: &SpendRow,
     decision: &Decision<'_>,
-) -> Result<(), ApiError> {
+) -> Result<(), Error> {
     if spends::decide(connection, &spend.id, spend.route_version, decision)? {
         return Ok(());
     }
     match spends::find(connection, &spend.id)? {
-        Some(now) if now.status == "pending_review" => Err(ApiError::Conflict(
-            "the spend was re-routed while you decided it: read it and retry".to_owned(),
+        Some(now) if is_pending(&now) => Err(Error::conflict(
+            "the spend was re-routed while you decided it: read it and retry",
         )),
-        _ => Err(ApiError::AlreadyDecided),
+        _ => Err(Error::from(Refusal::AlreadyDecided)),
     }
 }
 
@@ -253,8 +175,8 @@ fn finish(
     spend: &SpendRow,
     team_id: &str,
     action: &'static str,
-) -> Result<SpendJson, ApiError> {
-    let spend = spends::find(connection, &spend.id)?.ok_or(ApiError::NotFound("spend"))?;
+) -> Result<SpendRow, Error> {
+    let spend = reload_spend(connection, &spend.id)?;
     let step = Step {
         action,
         actor_id: Some(&caller.person_id),
@@ -276,7 +198,8 @@ fn finish(
         &spend,
         team_id,
         decision.decided_at,
-    )
+    )?;
+    Ok(spend)
 }
 
 /// The overrun the deciding position may approve alone: the approval limit
@@ -287,7 +210,7 @@ fn approval_authority(
     connection: &mut DbConnection,
     spend: &SpendRow,
     position: &ReviewPosition,
-) -> Result<Option<i64>, ApiError> {
+) -> Result<Option<i64>, Error> {
     if position.as_admin {
         return Ok(None);
     }
@@ -316,12 +239,12 @@ fn endorse(
     connection: &mut DbConnection,
     caller: &Caller,
     spend: &SpendRow,
-    problem: &problems::ProblemRow,
+    problem: &ProblemRow,
     position: &ReviewPosition,
     approved_minor: i64,
     review: &Review,
     at: NaiveDateTime,
-) -> Result<SpendJson, ApiError> {
+) -> Result<SpendRow, Error> {
     let next = match (&spend.review_team_id, position.current) {
         (Some(team_id), true) => route_from(connection, team_id, true, spend, &problem.owner_id)?,
         (None, _) => Route::Admins,
@@ -345,11 +268,11 @@ fn endorse(
         review_due_at: review_due_at(policy.as_ref(), to_manager, at),
     };
     if !spends::reroute(connection, &spend.id, spend.route_version, &routing)? {
-        return Err(ApiError::Conflict(
-            "the spend was decided or re-routed while you decided it: read it and retry".to_owned(),
+        return Err(Error::conflict(
+            "the spend was decided or re-routed while you decided it: read it and retry",
         ));
     }
-    let spend = spends::find(connection, &spend.id)?.ok_or(ApiError::NotFound("spend"))?;
+    let spend = reload_spend(connection, &spend.id)?;
     let step = Step {
         action: "endorsed",
         actor_id: Some(&caller.person_id),
@@ -366,73 +289,60 @@ fn endorse(
         &spend,
         &problem.team_id,
         at,
-    )
+    )?;
+    Ok(spend)
 }
 
-/// A pending spend in a review queue.
-#[derive(Debug, Serialize)]
-pub struct QueueItemJson {
-    #[serde(flatten)]
-    spend: SpendJson,
-    /// Whether the caller may decide it (else it is shown read-only: routed
-    /// to a manager below them).
-    can_decide: bool,
+/// A pending spend in the caller's review queue.
+#[derive(Debug)]
+pub struct QueueItem {
+    /// The spend.
+    pub spend: SpendRow,
+    /// Whether the caller may decide it (else it is shown read-only:
+    /// routed to a manager below them).
+    pub can_decide: bool,
     /// The reviewer the caller would decide for, as their delegate.
-    on_behalf_of: Option<String>,
+    pub on_behalf_of: Option<String>,
 }
 
-/// `GET /v1/reviews`: flagged spends routed to the caller (or to whoever's
-/// queue they hold by delegation, or to the admins for an admin), and,
-/// read-only, those routed to managers in teams below them. Finance and
-/// admins see every pending spend. Oldest first.
-pub async fn queue(
-    state: web::Data<AppState>,
-    caller: Caller,
-    query: web::Query<PageQuery>,
-) -> Result<HttpResponse, ApiError> {
-    let page = page_request(query.limit, query.after.as_deref())?;
-    let at = state.clock.now();
-    let items = state
-        .db
-        .read(move |connection| {
-            let mut reviewer_ids =
-                delegations::active_delegators(connection, &caller.person_id, at)?;
-            reviewer_ids.push(caller.person_id.clone());
-            let scope = QueueScope {
-                reviewer_ids,
-                includes_admin_route: caller.administers(),
-                scope_team_ids: if caller.role == Role::Manager {
-                    caller.scope_team_ids.iter().cloned().collect()
-                } else {
-                    Vec::new()
-                },
-                everything: caller.reads_everything(),
-            };
-            let rows = spends::review_queue(connection, &scope, &page)?;
-            let mut items = Vec::with_capacity(rows.items.len());
-            for spend in rows.items {
-                let own = spend.logged_by == caller.person_id;
-                let position = review_position(connection, &caller, &spend, at)?;
-                let owner_id = problems::find(connection, &spend.problem_id)?
-                    .map(|problem| problem.owner_id)
-                    .unwrap_or_default();
-                let can_decide = position.is_some() && !own && owner_id != caller.person_id;
-                items.push((spend, can_decide, position.and_then(|p| p.on_behalf_of)));
-            }
-            Ok::<_, ApiError>(crate::db::Page {
-                items,
-                next_after: rows.next_after,
-            })
-        })
-        .await?;
-    Ok(HttpResponse::Ok().json(ListJson::from_page(
-        items,
-        |(spend, can_decide, on_behalf_of)| {
-            Ok(QueueItemJson {
-                spend: SpendJson::from_row(spend)?,
-                can_decide,
-                on_behalf_of,
-            })
+/// Flagged spends routed to the caller (or to whoever's queue they hold by
+/// delegation at `at`, or to the admins for an admin), and, read-only,
+/// those routed to managers in teams below them. Finance and admins see
+/// every pending spend. Oldest first.
+pub fn queue(
+    connection: &mut DbConnection,
+    caller: &Caller,
+    page: &PageRequest,
+    at: NaiveDateTime,
+) -> Result<Page<QueueItem>, Error> {
+    let mut reviewer_ids = delegations::active_delegators(connection, &caller.person_id, at)?;
+    reviewer_ids.push(caller.person_id.clone());
+    let scope = QueueScope {
+        reviewer_ids,
+        includes_admin_route: caller.administers(),
+        scope_team_ids: if caller.role == Role::Manager {
+            caller.scope_team_ids.iter().cloned().collect()
+        } else {
+            Vec::new()
         },
-    )?))
+        everything: caller.reads_everything(),
+    };
+    let rows = spends::review_queue(connection, &scope, page)?;
+    let mut items = Vec::with_capacity(rows.items.len());
+    for spend in rows.items {
+        let position = review_position(connection, caller, &spend, at)?;
+        let owner_id = problems::find(connection, &spend.problem_id)?
+            .map(|problem| problem.owner_id)
+            .unwrap_or_default();
+        let own = caller.is_own_spend(&owner_id, &spend.logged_by);
+        items.push(QueueItem {
+            can_decide: position.is_some() && !own,
+            on_behalf_of: position.and_then(|position| position.on_behalf_of),
+            spend,
+        });
+    }
+    Ok(Page {
+        items,
+        next_after: rows.next_after,
+    })
 }

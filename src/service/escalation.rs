@@ -10,20 +10,18 @@
 //! spend moved by one process (or decided by a reviewer meanwhile) is
 //! skipped by the others.
 
-use std::time::Duration;
-
 use chrono::{NaiveDateTime, TimeDelta};
 
-use crate::api::spends::SpendJson;
-use crate::clock::Clock;
+use super::Error;
+use super::ledger::SpendV1;
 use crate::db::audit;
 use crate::db::events::Subject;
 use crate::db::policies::PolicyRow;
 use crate::db::review_steps::{self, ReviewStepRow};
 use crate::db::spends::{self, Routing, SpendRow};
-use crate::db::{Db, DbConnection, policies, problems, teams};
+use crate::db::{self, Db, DbConnection, policies, teams};
 use crate::domain::review::{self, Route};
-use crate::error::ApiError;
+use crate::domain::status::SpendStatus;
 
 /// Most overdue spends one process escalates per tick.
 pub const ESCALATION_BATCH_MAX: i64 = 100;
@@ -33,7 +31,7 @@ pub fn pinned_policy(
     connection: &mut DbConnection,
     team_id: Option<&str>,
     version: Option<i32>,
-) -> Result<Option<PolicyRow>, ApiError> {
+) -> Result<Option<PolicyRow>, Error> {
     match (team_id, version) {
         (Some(team_id), Some(version)) => Ok(policies::find(connection, team_id, version)?),
         _ => Ok(None),
@@ -48,7 +46,7 @@ pub fn route_from(
     above: bool,
     spend: &SpendRow,
     owner_id: &str,
-) -> Result<Route, ApiError> {
+) -> Result<Route, Error> {
     let chain = if above {
         teams::chain_above(connection, team_id)?
     } else {
@@ -105,7 +103,7 @@ pub fn record_step(
     connection: &mut DbConnection,
     spend: &SpendRow,
     step: Step<'_>,
-) -> Result<(), ApiError> {
+) -> Result<(), Error> {
     let moved = matches!(step.action, "routed" | "escalated" | "endorsed");
     review_steps::append(
         connection,
@@ -133,15 +131,14 @@ pub fn escalate(
     connection: &mut DbConnection,
     spend_id: &str,
     at: NaiveDateTime,
-) -> Result<Option<SpendRow>, ApiError> {
+) -> Result<Option<SpendRow>, Error> {
     let Some(spend) = spends::find(connection, spend_id)? else {
         return Ok(None);
     };
-    if spend.status != "pending_review" || spend.review_due_at.is_none_or(|due| due > at) {
+    if !is_pending(&spend) || spend.review_due_at.is_none_or(|due| due > at) {
         return Ok(None);
     }
-    let problem = problems::find(connection, &spend.problem_id)?
-        .ok_or_else(|| ApiError::Internal(format!("spend {spend_id} has no problem")))?;
+    let problem = super::problems::reload(connection, &spend.problem_id)?;
     let next = match &spend.review_team_id {
         Some(team_id) => route_from(connection, team_id, true, &spend, &problem.owner_id)?,
         None => Route::Admins,
@@ -172,7 +169,7 @@ pub fn escalate(
     if !spends::reroute(connection, spend_id, spend.route_version, &routing)? {
         return Ok(None);
     }
-    let spend = spends::find(connection, spend_id)?.ok_or(ApiError::NotFound("spend"))?;
+    let spend = reload_spend(connection, spend_id)?;
     record_step(
         connection,
         &spend,
@@ -190,7 +187,7 @@ pub fn escalate(
 
 /// Escalates every overdue spend of one batch, each in its own
 /// transaction with its `spend.escalated` event. Returns how many moved.
-pub async fn escalate_overdue(db: &Db, at: NaiveDateTime) -> Result<usize, ApiError> {
+pub async fn escalate_overdue(db: &Db, at: NaiveDateTime) -> Result<usize, Error> {
     let due = db
         .read(move |connection| spends::due_for_escalation(connection, at, ESCALATION_BATCH_MAX))
         .await?;
@@ -218,34 +215,29 @@ fn escalate_with_event(
     connection: &mut DbConnection,
     spend_id: &str,
     at: NaiveDateTime,
-) -> Result<bool, ApiError> {
+) -> Result<bool, Error> {
     let Some(spend) = escalate(connection, spend_id, at)? else {
         return Ok(false);
     };
-    let problem =
-        problems::find(connection, &spend.problem_id)?.ok_or(ApiError::NotFound("problem"))?;
+    let problem = super::problems::reload(connection, &spend.problem_id)?;
     let subject = Subject {
         subject_type: "spend",
         subject_id: &spend.id,
         team_id: Some(&problem.team_id),
         problem_id: Some(&spend.problem_id),
     };
-    let json = SpendJson::from_row(spend.clone())?;
-    audit::append(connection, None, "spend.escalated", subject, &json, at)?;
+    let payload = SpendV1::from_row(&spend)?;
+    audit::append(connection, None, "spend.escalated", subject, &payload, at)?;
     Ok(true)
 }
 
-/// Runs [`escalate_overdue`] every `interval` for as long as the server runs.
-pub fn spawn_escalation(db: Db, clock: Clock, interval: Duration) {
-    actix_web::rt::spawn(async move {
-        let mut ticks = actix_web::rt::time::interval(interval);
-        loop {
-            ticks.tick().await;
-            match escalate_overdue(&db, clock.now()).await {
-                Ok(0) => {}
-                Ok(count) => tracing::info!(count, "escalated overdue reviews"),
-                Err(error) => tracing::warn!(%error, "could not escalate overdue reviews"),
-            }
-        }
-    });
+/// Whether a stored spend awaits review.
+#[must_use]
+pub fn is_pending(spend: &SpendRow) -> bool {
+    SpendStatus::parse(&spend.status) == Some(SpendStatus::PendingReview)
+}
+
+/// Reloads a spend this transaction just changed: missing is a bug.
+pub fn reload_spend(connection: &mut DbConnection, id: &str) -> Result<SpendRow, Error> {
+    Ok(spends::find(connection, id)?.ok_or_else(|| db::Error::missing("spend"))?)
 }
