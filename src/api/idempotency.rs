@@ -81,6 +81,26 @@ pub struct Idempotent {
     pub status: StatusCode,
 }
 
+impl Idempotent {
+    /// Reads what every idempotent write needs, in the order a client's
+    /// mistakes are reported: the key header first, then the body's
+    /// fingerprint under `route`.
+    pub fn read(
+        request: &HttpRequest,
+        caller_id: &str,
+        route: &str,
+        body: &impl Serialize,
+        status: StatusCode,
+    ) -> Result<Self, ApiError> {
+        Ok(Self {
+            key: idempotency_key(request)?,
+            fingerprint: fingerprint(route, body)?,
+            caller_id: caller_id.to_owned(),
+            status,
+        })
+    }
+}
+
 /// Runs `work` in one write transaction, honouring the idempotency key.
 pub async fn respond<T, F>(
     state: &AppState,

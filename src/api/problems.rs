@@ -129,8 +129,13 @@ pub async fn create(
     body: Body<CreateProblem>,
 ) -> Result<HttpResponse, ApiError> {
     let at = state.clock.now();
-    let key = idempotency::idempotency_key(&request)?;
-    let fingerprint = idempotency::fingerprint("POST /v1/problems", &*body)?;
+    let request = Idempotent::read(
+        &request,
+        &caller.person_id,
+        "POST /v1/problems",
+        &*body,
+        StatusCode::CREATED,
+    )?;
     let body = body.into_inner();
     let mut checks = Checks::default();
     let command = OpenProblem {
@@ -150,12 +155,6 @@ pub async fn create(
             .map(|id| parse_id(id, "person").unwrap_or_else(|_| id.to_owned())),
     };
     checks.finish()?;
-    let request = Idempotent {
-        caller_id: caller.person_id.clone(),
-        key,
-        fingerprint,
-        status: StatusCode::CREATED,
-    };
     idempotency::respond(&state, request, move |connection| {
         ProblemJson::from_row(problems::open(connection, &caller, command, at)?)
     })

@@ -192,9 +192,14 @@ pub async fn create(
     body: Body<CreateSpend>,
 ) -> Result<HttpResponse, ApiError> {
     let problem_id = parse_id(&path, "problem")?;
-    let key = idempotency::idempotency_key(&request)?;
-    let fingerprint =
-        idempotency::fingerprint(&format!("POST /v1/problems/{problem_id}/spends"), &*body)?;
+    let route = format!("POST /v1/problems/{problem_id}/spends");
+    let request = Idempotent::read(
+        &request,
+        &caller.person_id,
+        &route,
+        &*body,
+        StatusCode::CREATED,
+    )?;
     let body = body.into_inner();
     let mut checks = Checks::default();
     let amount = checks.money("amount", &body.amount);
@@ -217,12 +222,6 @@ pub async fn create(
         category,
         spent_on,
         receipt_url,
-    };
-    let request = Idempotent {
-        caller_id: caller.person_id.clone(),
-        key,
-        fingerprint,
-        status: StatusCode::CREATED,
     };
     idempotency::respond(&state, request, move |connection| {
         SpendJson::from_row(spends::log(connection, &caller, &problem_id, command, at)?)
@@ -300,18 +299,11 @@ pub async fn void(
     body: Body<VoidBody>,
 ) -> Result<HttpResponse, ApiError> {
     let spend_id = parse_id(&path, "spend")?;
-    let key = idempotency::idempotency_key(&request)?;
-    let fingerprint =
-        idempotency::fingerprint(&format!("POST /v1/spends/{spend_id}/void"), &*body)?;
+    let route = format!("POST /v1/spends/{spend_id}/void");
+    let request = Idempotent::read(&request, &caller.person_id, &route, &*body, StatusCode::OK)?;
     let mut checks = Checks::default();
     let reason = checks.text("reason", &body.reason, TEXT_LENGTH_MAX);
     checks.finish()?;
-    let request = Idempotent {
-        caller_id: caller.person_id.clone(),
-        key,
-        fingerprint,
-        status: StatusCode::OK,
-    };
     let at = state.clock.now();
     idempotency::respond(&state, request, move |connection| {
         SpendJson::from_row(spends::void(connection, &caller, &spend_id, &reason, at)?)
@@ -345,9 +337,8 @@ pub async fn decide(
     body: Body<ReviewBody>,
 ) -> Result<HttpResponse, ApiError> {
     let spend_id = parse_id(&path, "spend")?;
-    let key = idempotency::idempotency_key(&request)?;
-    let fingerprint =
-        idempotency::fingerprint(&format!("POST /v1/spends/{spend_id}/review"), &*body)?;
+    let route = format!("POST /v1/spends/{spend_id}/review");
+    let request = Idempotent::read(&request, &caller.person_id, &route, &*body, StatusCode::OK)?;
     let body = body.into_inner();
     let mut checks = Checks::default();
     let note = checks.optional_text("note", body.note.as_deref(), TEXT_LENGTH_MAX);
@@ -388,12 +379,6 @@ pub async fn decide(
         note,
         approved_amount,
         new_limit,
-    };
-    let request = Idempotent {
-        caller_id: caller.person_id.clone(),
-        key,
-        fingerprint,
-        status: StatusCode::OK,
     };
     let at = state.clock.now();
     idempotency::respond(&state, request, move |connection| {
