@@ -92,6 +92,20 @@ fn spawn_escalation(db: Db, clock: Clock, interval: Duration) {
     });
 }
 
+/// The headers every answer carries. The API serves data, never pages:
+/// nothing may sniff, cache, load or frame it.
+fn security_headers() -> DefaultHeaders {
+    DefaultHeaders::new()
+        .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .add((header::CACHE_CONTROL, "no-store"))
+        .add((header::X_FRAME_OPTIONS, "DENY"))
+        .add((
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; frame-ancestors 'none'",
+        ))
+        .add((header::REFERRER_POLICY, "no-referrer"))
+}
+
 /// Starts serving on `listener`. The returned server runs until stopped
 /// through its handle; it does not listen for signals itself (the binary
 /// runs `shutdown::stop_on_signal` beside it).
@@ -125,18 +139,7 @@ pub fn serve(
             .wrap(from_fn(crate::body::guard))
             // Inside the security headers, so preflight answers carry them too.
             .wrap(from_fn(crate::cors::cors))
-            .wrap(
-                DefaultHeaders::new()
-                    .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
-                    .add((header::CACHE_CONTROL, "no-store"))
-                    .add((header::X_FRAME_OPTIONS, "DENY"))
-                    // The API serves data, never pages: nothing may load or frame it.
-                    .add((
-                        header::CONTENT_SECURITY_POLICY,
-                        "default-src 'none'; frame-ancestors 'none'",
-                    ))
-                    .add((header::REFERRER_POLICY, "no-referrer")),
-            )
+            .wrap(security_headers())
             .wrap_fn(|request, service| {
                 let request_id = new_id();
                 let started = Instant::now();

@@ -244,3 +244,113 @@ impl SpendV1 {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::{NaiveDate, NaiveDateTime};
+
+    use super::*;
+
+    fn at() -> NaiveDateTime {
+        NaiveDate::from_ymd_opt(2026, 11, 25)
+            .unwrap()
+            .and_hms_micro_opt(10, 30, 0, 123_456)
+            .unwrap()
+    }
+
+    /// Pins version 1 of the spend payload byte for byte: stored events are
+    /// hashed, so a change here must be a new version, never an edit.
+    #[test]
+    fn the_spend_payload_is_pinned() {
+        let row = SpendRow {
+            id: "s1".into(),
+            problem_id: "p1".into(),
+            amount_minor: 12_345,
+            currency: "USD".into(),
+            status: "pending_review".into(),
+            overrun_minor: Some(45),
+            merchant: "Shop".into(),
+            description: "Cable".into(),
+            category: Some("it".into()),
+            spent_on: at().date(),
+            receipt_url: Some("https://r.example/1".into()),
+            logged_by: "u1".into(),
+            logged_at: at(),
+            decided_by: Some("m1".into()),
+            decided_at: Some(at()),
+            decision_note: Some("ok".into()),
+            voided_by: None,
+            voided_at: None,
+            void_reason: None,
+            flag_reasons: Some("over_problem_limit,not_acknowledged".into()),
+            policy_team_id: Some("t1".into()),
+            policy_version: Some(3),
+            approved_amount_minor: Some(100),
+            reviewer_id: Some("m1".into()),
+            review_team_id: Some("t1".into()),
+            original_reviewer_id: None,
+            original_review_team_id: None,
+            review_due_at: Some(at()),
+            decided_on_behalf_of: None,
+            route_version: 2,
+        };
+        let payload = serde_json::to_string(&SpendV1::from_row(&row).unwrap()).unwrap();
+        assert_eq!(
+            payload,
+            r#"{"id":"s1","problem_id":"p1","amount":{"amount":"123.45","currency":"USD"},"status":"pending_review","overrun":{"amount":"0.45","currency":"USD"},"merchant":"Shop","description":"Cable","category":"it","spent_on":"2026-11-25","receipt_url":"https://r.example/1","logged_by":"u1","logged_at":"2026-11-25T10:30:00.123456Z","decided_by":"m1","decided_at":"2026-11-25T10:30:00.123456Z","decision_note":"ok","voided_by":null,"voided_at":null,"void_reason":null,"flag_reasons":["over_problem_limit","not_acknowledged"],"approved_amount":{"amount":"1.00","currency":"USD"},"policy":{"team_id":"t1","version":3},"reviewer_id":"m1","review_team_id":"t1","original_reviewer_id":null,"review_due_at":"2026-11-25T10:30:00.123456Z","decided_on_behalf_of":null}"#
+        );
+        let read_back: SpendV1 = serde_json::from_str(&payload).unwrap();
+        assert_eq!(serde_json::to_string(&read_back).unwrap(), payload);
+    }
+
+    #[test]
+    fn the_problem_and_limit_payloads_are_pinned() {
+        let row = ProblemRow {
+            id: "p1".into(),
+            team_id: "t1".into(),
+            owner_id: "u1".into(),
+            title: "Fix".into(),
+            success_criteria: "Works".into(),
+            status: "open".into(),
+            currency: "JPY".into(),
+            limit_minor: 40_000,
+            approved_minor: 1_000,
+            pending_review_minor: 500,
+            policy_team_id: Some("t1".into()),
+            policy_version: Some(2),
+            opened_by: "m1".into(),
+            opened_at: at(),
+            closed_at: None,
+            updated_at: at(),
+            limit_version: 2,
+            criteria_version: 3,
+            acknowledged_version: Some(3),
+            acknowledged_at: Some(at()),
+            require_acknowledgement: true,
+        };
+        assert_eq!(
+            serde_json::to_string(&ProblemV1::from_row(&row).unwrap()).unwrap(),
+            r#"{"id":"p1","team_id":"t1","owner_id":"u1","title":"Fix","success_criteria":"Works","status":"open","limit":{"amount":"40000","currency":"JPY"},"approved":{"amount":"1000","currency":"JPY"},"pending_review":{"amount":"500","currency":"JPY"},"remaining":{"amount":"38500","currency":"JPY"},"policy":{"team_id":"t1","version":2},"opened_by":"m1","opened_at":"2026-11-25T10:30:00.123456Z","closed_at":null,"updated_at":"2026-11-25T10:30:00.123456Z","limit_version":2,"criteria_version":3,"acknowledgement_required":true,"acknowledged_at":"2026-11-25T10:30:00.123456Z"}"#
+        );
+        let change = LimitChangeRow {
+            problem_id: "p1".into(),
+            version: 2,
+            limit_minor: 40_000,
+            previous_limit_minor: Some(30_000),
+            policy_team_id: None,
+            policy_version: None,
+            changed_by: "m1".into(),
+            changed_at: at(),
+            reason: Some("more".into()),
+        };
+        assert_eq!(
+            serde_json::to_string(&LimitChangeV1::from_row(&change, "JPY").unwrap()).unwrap(),
+            r#"{"problem_id":"p1","version":2,"limit":{"amount":"40000","currency":"JPY"},"previous_limit":{"amount":"30000","currency":"JPY"},"policy":null,"changed_by":"m1","changed_at":"2026-11-25T10:30:00.123456Z","reason":"more"}"#
+        );
+    }
+
+    #[test]
+    fn an_unknown_stored_currency_is_a_bug_not_a_default() {
+        assert!(matches!(MoneyV1::stored(1, "XXX"), Err(Error::Internal(_))));
+    }
+}

@@ -10,6 +10,7 @@ use super::{Error, Refusal};
 use crate::db::audit;
 use crate::db::events::Subject;
 use crate::db::limit_changes::{self, LimitChangeRow};
+use crate::db::policies::PolicyRow;
 use crate::db::problems::{self, NewLimit, ProblemFilter, ProblemRow, Visibility};
 use crate::db::{self, DbConnection, Page, PageRequest, new_id, people, policies, teams};
 use crate::domain::access::{Caller, ProblemRef, Role};
@@ -147,22 +148,7 @@ pub fn open(
     }
     let chain = teams::chain_upwards(connection, &team_id)?;
     let policy = policies::effective(connection, &chain)?;
-    let limit = match (command.limit, &policy) {
-        (Some(limit), _) if !caller.manages_team(&team_id) => {
-            return Err(Error::Forbidden(format!(
-                "only a manager of the team can set a problem's limit (asked {limit})"
-            )));
-        }
-        (Some(limit), Some(policy)) => limit
-            .require_currency(stored_currency(&policy.currency)?)
-            .map_err(|error| Error::money("limit", &error))?,
-        (Some(limit), None) => limit,
-        (None, Some(policy)) => Money::from_minor(
-            policy.per_problem_limit_minor,
-            stored_currency(&policy.currency)?,
-        ),
-        (None, None) => return Err(Refusal::NoPolicy.into()),
-    };
+    let limit = opening_limit(caller, &team_id, command.limit, policy.as_ref())?;
     let (policy_team_id, policy_version) = policy
         .as_ref()
         .map(|policy| (policy.team_id.clone(), policy.version))
@@ -196,6 +182,31 @@ pub fn open(
     limit_changes::insert(connection, &first_limit(&problem))?;
     record(connection, caller, "problem.opened", &problem, at)?;
     Ok(problem)
+}
+
+/// The limit a new problem opens with: an explicit one (a manager of the
+/// team only, in the policy's currency when a policy is in force), else the
+/// policy's per-problem limit; with neither, the team has no policy.
+fn opening_limit(
+    caller: &Caller,
+    team_id: &str,
+    explicit: Option<Money>,
+    policy: Option<&PolicyRow>,
+) -> Result<Money, Error> {
+    match (explicit, policy) {
+        (Some(limit), _) if !caller.manages_team(team_id) => Err(Error::Forbidden(format!(
+            "only a manager of the team can set a problem's limit (asked {limit})"
+        ))),
+        (Some(limit), Some(policy)) => limit
+            .require_currency(stored_currency(&policy.currency)?)
+            .map_err(|error| Error::money("limit", &error)),
+        (Some(limit), None) => Ok(limit),
+        (None, Some(policy)) => Ok(Money::from_minor(
+            policy.per_problem_limit_minor,
+            stored_currency(&policy.currency)?,
+        )),
+        (None, None) => Err(Refusal::NoPolicy.into()),
+    }
 }
 
 /// The owner of a new problem (id and team): the caller unless another

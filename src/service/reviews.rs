@@ -67,43 +67,17 @@ pub fn decide(
                 .to_owned(),
         )
     })?;
-    let currency = stored_currency(&problem.currency)?;
-    let approved_minor = match review.approved_amount {
-        Some(amount) => {
-            let amount = amount
-                .require_currency(currency)
-                .map_err(|error| Error::money("approved_amount.currency", &error))?;
-            if amount.minor() > spend.amount_minor {
-                return Err(Error::field(
-                    "approved_amount",
-                    "above_amount",
-                    "approved_amount cannot be more than the spend's amount",
-                ));
-            }
-            amount.minor()
-        }
-        None => spend.amount_minor,
+    let approved_minor = approved_part(&spend, &problem, review)?;
+    let deciding = Deciding {
+        caller,
+        spend: &spend,
+        problem: &problem,
+        position: &position,
+        review,
+        at,
     };
-    let on_behalf_of = position.on_behalf_of.as_deref();
     if review.decision == DecisionKind::Reject {
-        let decision = Decision {
-            status: SpendStatus::Rejected.as_str(),
-            decided_by: &caller.person_id,
-            on_behalf_of,
-            decided_at: at,
-            note: review.note.as_deref(),
-            approved_amount_minor: None,
-        };
-        settle(connection, &spend, &decision)?;
-        problems::settle_pending(connection, &problem.id, spend.amount_minor, 0)?;
-        return finish(
-            connection,
-            caller,
-            &decision,
-            &spend,
-            &problem.team_id,
-            "rejected",
-        );
+        return reject(connection, &deciding);
     }
     // Authority is measured against the budget as it stands: raising the
     // limit in the same breath cannot shrink the overrun being approved.
@@ -111,42 +85,90 @@ pub fn decide(
     others.pending_review_minor -= spend.amount_minor;
     let overrun_minor = approved_minor - others.remaining_minor().max(0);
     let authority_minor = approval_authority(connection, &spend, &position)?;
-    if !authority_covers(authority_minor, overrun_minor) {
-        return endorse(
-            connection,
-            caller,
-            &spend,
-            &problem,
-            &position,
-            approved_minor,
-            review,
-            at,
-        );
+    if authority_covers(authority_minor, overrun_minor) {
+        approve(connection, &deciding, approved_minor)
+    } else {
+        endorse(connection, &deciding, approved_minor)
     }
-    let decision = Decision {
-        status: SpendStatus::ApprovedByManager.as_str(),
-        decided_by: &caller.person_id,
-        on_behalf_of,
-        decided_at: at,
-        note: review.note.as_deref(),
-        approved_amount_minor: Some(approved_minor),
+}
+
+/// One decision's whole context.
+struct Deciding<'a> {
+    caller: &'a Caller,
+    spend: &'a SpendRow,
+    problem: &'a ProblemRow,
+    position: &'a ReviewPosition,
+    review: &'a Review,
+    at: NaiveDateTime,
+}
+
+impl Deciding<'_> {
+    /// The decision as stored on the spend.
+    fn decision(&self, status: SpendStatus, approved_amount_minor: Option<i64>) -> Decision<'_> {
+        Decision {
+            status: status.as_str(),
+            decided_by: &self.caller.person_id,
+            on_behalf_of: self.position.on_behalf_of.as_deref(),
+            decided_at: self.at,
+            note: self.review.note.as_deref(),
+            approved_amount_minor,
+        }
+    }
+}
+
+/// The part of the spend being approved: `approved_amount` in the
+/// problem's currency, never more than the spend; the whole by default.
+fn approved_part(spend: &SpendRow, problem: &ProblemRow, review: &Review) -> Result<i64, Error> {
+    let Some(amount) = review.approved_amount else {
+        return Ok(spend.amount_minor);
     };
+    let amount = amount
+        .require_currency(stored_currency(&problem.currency)?)
+        .map_err(|error| Error::money("approved_amount.currency", &error))?;
+    if amount.minor() > spend.amount_minor {
+        return Err(Error::field(
+            "approved_amount",
+            "above_amount",
+            "approved_amount cannot be more than the spend's amount",
+        ));
+    }
+    Ok(amount.minor())
+}
+
+/// Rejects the spend: its reservation is released.
+fn reject(connection: &mut DbConnection, deciding: &Deciding<'_>) -> Result<SpendRow, Error> {
+    let decision = deciding.decision(SpendStatus::Rejected, None);
+    let spend = deciding.spend;
+    settle(connection, spend, &decision)?;
+    problems::settle_pending(connection, &deciding.problem.id, spend.amount_minor, 0)?;
+    finish(connection, deciding, &decision, "rejected")
+}
+
+/// Approves `approved_minor` of the spend (the rest is released), setting
+/// the problem's new limit first when one was given.
+fn approve(
+    connection: &mut DbConnection,
+    deciding: &Deciding<'_>,
+    approved_minor: i64,
+) -> Result<SpendRow, Error> {
+    let decision = deciding.decision(SpendStatus::ApprovedByManager, Some(approved_minor));
+    let (spend, problem) = (deciding.spend, deciding.problem);
     // The spend's guard first, then the problem's row: the order every
     // writer of both takes (voids too), so two of them never deadlock.
-    settle(connection, &spend, &decision)?;
-    if let Some(limit) = review.new_limit {
-        let reason = review.note.as_deref().unwrap_or_default();
-        change_limit(connection, caller, &problem, limit, reason, at)?;
+    settle(connection, spend, &decision)?;
+    if let Some(limit) = deciding.review.new_limit {
+        let reason = deciding.review.note.as_deref().unwrap_or_default();
+        change_limit(
+            connection,
+            deciding.caller,
+            problem,
+            limit,
+            reason,
+            deciding.at,
+        )?;
     }
     problems::settle_pending(connection, &problem.id, spend.amount_minor, approved_minor)?;
-    finish(
-        connection,
-        caller,
-        &decision,
-        &spend,
-        &problem.team_id,
-        "approved",
-    )
+    finish(connection, deciding, &decision, "approved")
 }
 
 /// Records the decision on the spend, guarded: a spend decided, re-routed
@@ -170,16 +192,14 @@ fn settle(
 /// Writes the decision's review step and event.
 fn finish(
     connection: &mut DbConnection,
-    caller: &Caller,
+    deciding: &Deciding<'_>,
     decision: &Decision<'_>,
-    spend: &SpendRow,
-    team_id: &str,
     action: &'static str,
 ) -> Result<SpendRow, Error> {
-    let spend = reload_spend(connection, &spend.id)?;
+    let spend = reload_spend(connection, &deciding.spend.id)?;
     let step = Step {
         action,
-        actor_id: Some(&caller.person_id),
+        actor_id: Some(&deciding.caller.person_id),
         on_behalf_of_id: decision.on_behalf_of,
         approved_amount_minor: decision.approved_amount_minor,
         note: decision.note,
@@ -193,10 +213,10 @@ fn finish(
     };
     record(
         connection,
-        caller,
+        deciding.caller,
         kind,
         &spend,
-        team_id,
+        &deciding.problem.team_id,
         decision.decided_at,
     )?;
     Ok(spend)
@@ -231,20 +251,19 @@ fn approval_authority(
 /// level; a reviewer deciding after SLA escalation leaves it where it is).
 /// A `new_limit` sent with it is not applied: that too is for whoever has
 /// the authority.
-#[expect(
-    clippy::too_many_arguments,
-    reason = "one decision's whole context; grouping it would only rename it"
-)]
 fn endorse(
     connection: &mut DbConnection,
-    caller: &Caller,
-    spend: &SpendRow,
-    problem: &ProblemRow,
-    position: &ReviewPosition,
+    deciding: &Deciding<'_>,
     approved_minor: i64,
-    review: &Review,
-    at: NaiveDateTime,
 ) -> Result<SpendRow, Error> {
+    let Deciding {
+        caller,
+        spend,
+        problem,
+        position,
+        review,
+        at,
+    } = *deciding;
     let next = match (&spend.review_team_id, position.current) {
         (Some(team_id), true) => route_from(connection, team_id, true, spend, &problem.owner_id)?,
         (None, _) => Route::Admins,

@@ -15,6 +15,8 @@ use super::{Error, Refusal};
 use crate::db::audit;
 use crate::db::events::Subject;
 use crate::db::period_totals::{self, PeriodKey};
+use crate::db::policies::PolicyRow;
+use crate::db::problems::ProblemRow;
 use crate::db::review_steps::{self, ReviewStepRow};
 use crate::db::spends::{self, SpendFilter, SpendRow};
 use crate::db::{DbConnection, Page, PageRequest, delegations, new_id, problems, teams};
@@ -101,11 +103,37 @@ pub fn log(
         )?;
         return Ok(spend);
     };
+    let flagged = Flagged {
+        reasons,
+        overrun_minor,
+        policy: policy.as_ref(),
+    };
+    route_flagged(connection, caller, &problem, &mut spend, &flagged, at)?;
+    Ok(spend)
+}
+
+/// Why a spend was flagged and the policy that judged it.
+struct Flagged<'a> {
+    reasons: Vec<FlagReason>,
+    overrun_minor: Option<i64>,
+    policy: Option<&'a PolicyRow>,
+}
+
+/// Stores a flagged spend routed to its reviewer, with its first review
+/// step and its `spend.flagged` event.
+fn route_flagged(
+    connection: &mut DbConnection,
+    caller: &Caller,
+    problem: &ProblemRow,
+    spend: &mut SpendRow,
+    flagged: &Flagged<'_>,
+    at: NaiveDateTime,
+) -> Result<(), Error> {
     let route = route_from(
         connection,
         &problem.team_id,
         false,
-        &spend,
+        spend,
         &problem.owner_id,
     )?;
     let to_manager = matches!(route, Route::Manager { .. });
@@ -113,12 +141,12 @@ pub fn log(
     SpendStatus::PendingReview
         .as_str()
         .clone_into(&mut spend.status);
-    spend.overrun_minor = overrun_minor;
-    spend.flag_reasons = encode_reasons(&reasons);
+    spend.overrun_minor = flagged.overrun_minor;
+    spend.flag_reasons = encode_reasons(&flagged.reasons);
     spend.reviewer_id = reviewer_id;
     spend.review_team_id = review_team_id;
-    spend.review_due_at = review_due_at(policy.as_ref(), to_manager, at);
-    spends::insert(connection, &spend)?;
+    spend.review_due_at = review_due_at(flagged.policy, to_manager, at);
+    spends::insert(connection, spend)?;
     let routed = Step {
         action: "routed",
         actor_id: None,
@@ -127,28 +155,27 @@ pub fn log(
         note: None,
         at,
     };
-    record_step(connection, &spend, routed)?;
+    record_step(connection, spend, routed)?;
     record(
         connection,
         caller,
         "spend.flagged",
-        &spend,
+        spend,
         &problem.team_id,
         at,
-    )?;
-    Ok(spend)
+    )
 }
 
 /// Whether the owner has acknowledged the problem's current success
 /// criteria, or its pinned policy does not ask for it.
-fn is_acknowledged(problem: &problems::ProblemRow) -> bool {
+fn is_acknowledged(problem: &ProblemRow) -> bool {
     !problem.require_acknowledgement
         || problem.acknowledged_version == Some(problem.criteria_version)
 }
 
 /// A spend as logged, approved on the spot until the limit rule says otherwise.
 fn new_row(
-    problem: &problems::ProblemRow,
+    problem: &ProblemRow,
     logged_by: &str,
     new: LogSpend,
     amount_minor: i64,
@@ -313,7 +340,7 @@ pub fn find_visible_spend(
     caller: &Caller,
     id: &str,
     at: NaiveDateTime,
-) -> Result<(SpendRow, problems::ProblemRow), Error> {
+) -> Result<(SpendRow, ProblemRow), Error> {
     let spend = spends::find(connection, id)?.ok_or(Error::NotFound("spend"))?;
     let problem = problems::find(connection, &spend.problem_id)?.ok_or(Error::NotFound("spend"))?;
     if caller.may_read_problem(problem_ref(&problem))
