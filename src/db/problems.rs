@@ -6,6 +6,7 @@ use diesel::prelude::*;
 use super::Error;
 use super::schema::problems;
 use super::{DbConnection, Page, PageRequest};
+use crate::domain::status::ProblemStatus;
 
 /// A stored problem.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -232,10 +233,10 @@ pub fn close(
     let changed = diesel::update(
         problems::table
             .filter(problems::id.eq(problem_id))
-            .filter(problems::status.eq("open")),
+            .filter(problems::status.eq(ProblemStatus::Open.as_str())),
     )
     .set((
-        problems::status.eq("closed"),
+        problems::status.eq(ProblemStatus::Closed.as_str()),
         problems::closed_at.eq(at),
         problems::updated_at.eq(at),
     ))
@@ -258,7 +259,7 @@ pub fn try_approve_within_limit(
     let changed = diesel::update(
         problems::table
             .filter(problems::id.eq(problem_id))
-            .filter(problems::status.eq("open"))
+            .filter(problems::status.eq(ProblemStatus::Open.as_str()))
             .filter(
                 (problems::approved_minor + problems::pending_review_minor + amount_minor)
                     .le(problems::limit_minor),
@@ -284,7 +285,7 @@ pub fn reserve_pending(
     let changed = diesel::update(
         problems::table
             .filter(problems::id.eq(problem_id))
-            .filter(problems::status.eq("open")),
+            .filter(problems::status.eq(ProblemStatus::Open.as_str())),
     )
     .set(problems::pending_review_minor.eq(problems::pending_review_minor + amount_minor))
     .execute(connection)?;

@@ -6,6 +6,7 @@ use super::Error;
 use super::problems::Visibility;
 use super::schema::{problems, spends};
 use super::{DbConnection, Page, PageRequest};
+use crate::domain::status::SpendStatus;
 
 /// A stored spend.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -162,7 +163,7 @@ pub fn review_queue(
     page: &PageRequest,
 ) -> Result<Page<SpendRow>, Error> {
     let mut query = spends::table
-        .filter(spends::status.eq("pending_review"))
+        .filter(spends::status.eq(SpendStatus::PendingReview.as_str()))
         .select(SpendRow::as_select())
         .order(spends::id.asc())
         .into_boxed();
@@ -192,7 +193,7 @@ pub fn due_for_escalation(
     limit: i64,
 ) -> Result<Vec<String>, Error> {
     Ok(spends::table
-        .filter(spends::status.eq("pending_review"))
+        .filter(spends::status.eq(SpendStatus::PendingReview.as_str()))
         .filter(spends::review_due_at.le(at))
         .order((spends::review_due_at.asc(), spends::id.asc()))
         .select(spends::id)
@@ -226,7 +227,7 @@ pub fn reroute(
     let changed = diesel::update(
         spends::table
             .filter(spends::id.eq(spend_id))
-            .filter(spends::status.eq("pending_review"))
+            .filter(spends::status.eq(SpendStatus::PendingReview.as_str()))
             .filter(spends::route_version.eq(route_version)),
     )
     .set((
@@ -270,7 +271,7 @@ pub fn decide(
     let changed = diesel::update(
         spends::table
             .filter(spends::id.eq(spend_id))
-            .filter(spends::status.eq("pending_review"))
+            .filter(spends::status.eq(SpendStatus::PendingReview.as_str()))
             .filter(spends::route_version.eq(route_version)),
     )
     .set((
@@ -303,7 +304,7 @@ pub fn void(
             .filter(spends::status.eq(from_status)),
     )
     .set((
-        spends::status.eq("voided"),
+        spends::status.eq(SpendStatus::Voided.as_str()),
         spends::voided_by.eq(voided_by),
         spends::voided_at.eq(voided_at),
         spends::void_reason.eq(reason),

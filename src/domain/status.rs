@@ -1,4 +1,4 @@
-//! The typed states of spends and problems, each with its one stored and
+//! The typed states of spends, problems and review steps, each with its one stored and
 //! JSON spelling. Rows keep the text the database holds; code compares and
 //! decides with these enums, converting once at the edge with
 //! [`SpendStatus::parse`] / [`SpendStatus::as_str`].
@@ -83,6 +83,42 @@ impl ProblemStatus {
     #[must_use]
     pub fn parse(text: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|status| status.as_str() == text)
+    }
+}
+
+/// A step in a spend's review history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ReviewAction {
+    /// Flagged and routed to its first reviewer.
+    Routed,
+    /// Moved up because its review SLA passed.
+    Escalated,
+    /// Approved beyond the reviewer's authority: moved up with their endorsement.
+    Endorsed,
+    /// Approved (wholly or in part) by a reviewer.
+    Approved,
+    /// Rejected by a reviewer.
+    Rejected,
+}
+
+impl ReviewAction {
+    /// The stored and JSON spelling.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Routed => "routed",
+            Self::Escalated => "escalated",
+            Self::Endorsed => "endorsed",
+            Self::Approved => "approved",
+            Self::Rejected => "rejected",
+        }
+    }
+
+    /// Whether the step moved the spend to a reviewer (so the step records
+    /// where it went).
+    #[must_use]
+    pub fn moves(self) -> bool {
+        matches!(self, Self::Routed | Self::Escalated | Self::Endorsed)
     }
 }
 

@@ -21,7 +21,7 @@ use crate::db::review_steps::{self, ReviewStepRow};
 use crate::db::spends::{self, Routing, SpendRow};
 use crate::db::{self, Db, DbConnection, policies, teams};
 use crate::domain::review::{self, Route};
-use crate::domain::status::SpendStatus;
+use crate::domain::status::{ReviewAction, SpendStatus};
 
 /// Most overdue spends one process escalates per tick.
 pub const ESCALATION_BATCH_MAX: i64 = 100;
@@ -84,7 +84,7 @@ pub fn review_due_at(
 #[derive(Debug, Clone, Copy)]
 pub struct Step<'a> {
     /// `routed`, `escalated`, `endorsed`, `approved` or `rejected`.
-    pub action: &'static str,
+    pub action: ReviewAction,
     /// Who acted; `None` for the server.
     pub actor_id: Option<&'a str>,
     /// The reviewer a delegate acted for.
@@ -104,13 +104,13 @@ pub fn record_step(
     spend: &SpendRow,
     step: Step<'_>,
 ) -> Result<(), Error> {
-    let moved = matches!(step.action, "routed" | "escalated" | "endorsed");
+    let moved = step.action.moves();
     review_steps::append(
         connection,
         ReviewStepRow {
             spend_id: spend.id.clone(),
             step: 0,
-            action: step.action.to_owned(),
+            action: step.action.as_str().to_owned(),
             actor_id: step.actor_id.map(str::to_owned),
             on_behalf_of_id: step.on_behalf_of_id.map(str::to_owned),
             reviewer_id: spend.reviewer_id.clone().filter(|_| moved),
@@ -174,7 +174,7 @@ pub fn escalate(
         connection,
         &spend,
         Step {
-            action: "escalated",
+            action: ReviewAction::Escalated,
             actor_id: None,
             on_behalf_of_id: None,
             approved_amount_minor: None,

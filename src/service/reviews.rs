@@ -19,7 +19,7 @@ use crate::db::{DbConnection, Page, PageRequest, delegations, policies, problems
 use crate::domain::access::{Caller, Role};
 use crate::domain::money::Money;
 use crate::domain::review::{Route, authority_covers};
-use crate::domain::status::SpendStatus;
+use crate::domain::status::{ReviewAction, SpendStatus};
 
 /// What a reviewer decides.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -141,7 +141,7 @@ fn reject(connection: &mut DbConnection, deciding: &Deciding<'_>) -> Result<Spen
     let spend = deciding.spend;
     settle(connection, spend, &decision)?;
     problems::settle_pending(connection, &deciding.problem.id, spend.amount_minor, 0)?;
-    finish(connection, deciding, &decision, "rejected")
+    finish(connection, deciding, &decision, ReviewAction::Rejected)
 }
 
 /// Approves `approved_minor` of the spend (the rest is released), setting
@@ -168,7 +168,7 @@ fn approve(
         )?;
     }
     problems::settle_pending(connection, &problem.id, spend.amount_minor, approved_minor)?;
-    finish(connection, deciding, &decision, "approved")
+    finish(connection, deciding, &decision, ReviewAction::Approved)
 }
 
 /// Records the decision on the spend, guarded: a spend decided, re-routed
@@ -194,7 +194,7 @@ fn finish(
     connection: &mut DbConnection,
     deciding: &Deciding<'_>,
     decision: &Decision<'_>,
-    action: &'static str,
+    action: ReviewAction,
 ) -> Result<SpendRow, Error> {
     let spend = reload_spend(connection, &deciding.spend.id)?;
     let step = Step {
@@ -206,7 +206,7 @@ fn finish(
         at: decision.decided_at,
     };
     record_step(connection, &spend, step)?;
-    let kind = if action == "approved" {
+    let kind = if action == ReviewAction::Approved {
         "spend.approved_by_manager"
     } else {
         "spend.rejected"
@@ -293,7 +293,7 @@ fn endorse(
     }
     let spend = reload_spend(connection, &spend.id)?;
     let step = Step {
-        action: "endorsed",
+        action: ReviewAction::Endorsed,
         actor_id: Some(&caller.person_id),
         on_behalf_of_id: position.on_behalf_of.as_deref(),
         approved_amount_minor: Some(approved_minor),

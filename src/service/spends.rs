@@ -25,7 +25,7 @@ use crate::domain::money::Money;
 use crate::domain::review::{
     FlagReason, Route, allowance_overrun_minor, encode_reasons, period_of,
 };
-use crate::domain::status::SpendStatus;
+use crate::domain::status::{ReviewAction, SpendStatus};
 
 /// A checked `POST /v1/problems/{id}/spends`, ready to log.
 #[derive(Debug)]
@@ -148,7 +148,7 @@ fn route_flagged(
     spend.review_due_at = review_due_at(flagged.policy, to_manager, at);
     spends::insert(connection, spend)?;
     let routed = Step {
-        action: "routed",
+        action: ReviewAction::Routed,
         actor_id: None,
         on_behalf_of_id: None,
         approved_amount_minor: None,
