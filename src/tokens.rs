@@ -3,7 +3,6 @@
 //! says only who a token names; who that is in Leeway is `auth`'s business.
 
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::jwk::{
     AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm, PublicKeyUse,
@@ -11,6 +10,7 @@ use jsonwebtoken::jwk::{
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
+use crate::clock::Clock;
 use crate::error::ApiError;
 
 /// Clock skew tolerated when checking `exp`, `nbf` and `iat`, by default.
@@ -187,12 +187,11 @@ fn read_key_file(path: &Path) -> Result<String, String> {
     std::fs::read_to_string(path).map_err(describe)
 }
 
-/// Seconds since the Unix epoch.
+/// Seconds since the Unix epoch, by the system clock: token lifetimes are
+/// judged against real time, as the identity provider that issued them is.
 fn unix_now() -> Result<u64, String> {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_secs())
-        .map_err(|error| error.to_string())
+    u64::try_from(Clock::system().now().and_utc().timestamp())
+        .map_err(|_| "the system clock is before 1970".to_owned())
 }
 
 fn unauthenticated(detail: &str) -> ApiError {

@@ -19,7 +19,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("db", &["domain", "encoding"]),
     ("service", &["db", "domain", "encoding", "clock"]),
     ("error", &["service", "db", "domain"]),
-    ("tokens", &["error"]),
+    ("tokens", &["error", "clock"]),
     ("config", &["db", "tokens", "rate_limit", "encoding"]),
     (
         "state",
