@@ -123,6 +123,64 @@ pub fn record_step(
     Ok(())
 }
 
+/// The next reviewer up from where a pending spend sits: the nearest
+/// manager above its review team (skipping whoever logged it and the
+/// problem's owner), or the admins when it already sits with them.
+pub fn next_up(
+    connection: &mut DbConnection,
+    spend: &SpendRow,
+    owner_id: &str,
+) -> Result<Route, Error> {
+    match &spend.review_team_id {
+        Some(team_id) => route_from(connection, team_id, true, spend, owner_id),
+        None => Ok(Route::Admins),
+    }
+}
+
+/// A reviewer's seat a moved spend keeps beside its new reviewer (both
+/// null: none).
+#[derive(Debug, Clone, Default)]
+pub struct Seat {
+    /// The reviewer.
+    pub reviewer_id: Option<String>,
+    /// The team they review for.
+    pub review_team_id: Option<String>,
+}
+
+/// Moves a pending spend to `next`, with `original` seated beside it and
+/// its review deadline restarted under its pinned policy; guarded on the
+/// route version it was read at. Returns whether it moved (false: decided
+/// or re-routed meanwhile). Escalation and endorsement both move spends up
+/// this way.
+pub fn move_to(
+    connection: &mut DbConnection,
+    spend: &SpendRow,
+    next: Route,
+    original: Seat,
+    at: NaiveDateTime,
+) -> Result<bool, Error> {
+    let policy = pinned_policy(
+        connection,
+        spend.policy_team_id.as_deref(),
+        spend.policy_version,
+    )?;
+    let to_manager = matches!(next, Route::Manager { .. });
+    let (reviewer_id, review_team_id) = route_parts(next);
+    let routing = Routing {
+        reviewer_id,
+        review_team_id,
+        original_reviewer_id: original.reviewer_id,
+        original_review_team_id: original.review_team_id,
+        review_due_at: review_due_at(policy.as_ref(), to_manager, at),
+    };
+    Ok(spends::reroute(
+        connection,
+        &spend.id,
+        spend.route_version,
+        &routing,
+    )?)
+}
+
 /// Escalates one overdue spend to the next manager up (the reviewer it
 /// leaves may still decide), in the caller's transaction. Returns the spend
 /// as it now stands, or `None` when there was nothing to do: decided,
@@ -139,34 +197,21 @@ pub fn escalate(
         return Ok(None);
     }
     let problem = super::problems::reload(connection, &spend.problem_id)?;
-    let next = match &spend.review_team_id {
-        Some(team_id) => route_from(connection, team_id, true, &spend, &problem.owner_id)?,
-        None => Route::Admins,
+    let next = next_up(connection, &spend, &problem.owner_id)?;
+    // The first escalation seats the reviewer it leaves beside the new one;
+    // later ones keep that original seat.
+    let seat = if spend.original_reviewer_id.is_some() {
+        Seat {
+            reviewer_id: spend.original_reviewer_id.clone(),
+            review_team_id: spend.original_review_team_id.clone(),
+        }
+    } else {
+        Seat {
+            reviewer_id: spend.reviewer_id.clone(),
+            review_team_id: spend.review_team_id.clone(),
+        }
     };
-    let policy = pinned_policy(
-        connection,
-        spend.policy_team_id.as_deref(),
-        spend.policy_version,
-    )?;
-    let to_manager = matches!(next, Route::Manager { .. });
-    let (reviewer_id, review_team_id) = route_parts(next);
-    let keeps_original = spend.original_reviewer_id.is_some();
-    let routing = Routing {
-        original_reviewer_id: if keeps_original {
-            spend.original_reviewer_id.clone()
-        } else {
-            spend.reviewer_id.clone()
-        },
-        original_review_team_id: if keeps_original {
-            spend.original_review_team_id.clone()
-        } else {
-            spend.review_team_id.clone()
-        },
-        reviewer_id,
-        review_team_id,
-        review_due_at: review_due_at(policy.as_ref(), to_manager, at),
-    };
-    if !spends::reroute(connection, spend_id, spend.route_version, &routing)? {
+    if !move_to(connection, &spend, next, seat, at)? {
         return Ok(None);
     }
     let spend = reload_spend(connection, spend_id)?;

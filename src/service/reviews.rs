@@ -5,16 +5,13 @@
 use chrono::NaiveDateTime;
 use serde::{Deserialize, Serialize};
 
-use super::escalation::{
-    Step, is_pending, pinned_policy, record_step, reload_spend, review_due_at, route_from,
-    route_parts,
-};
+use super::escalation::{Seat, Step, is_pending, move_to, next_up, record_step, reload_spend};
 use super::ledger::stored_currency;
 use super::problems::{change_limit, totals};
 use super::spends::{ReviewPosition, find_visible_spend, record, review_position};
 use super::{Error, Refusal};
 use crate::db::problems::ProblemRow;
-use crate::db::spends::{self, Decision, QueueScope, Routing, SpendRow};
+use crate::db::spends::{self, Decision, QueueScope, SpendRow};
 use crate::db::{DbConnection, Page, PageRequest, delegations, policies, problems, teams};
 use crate::domain::access::{Caller, Role};
 use crate::domain::money::Money;
@@ -265,28 +262,13 @@ fn endorse(
         at,
     } = *deciding;
     let next = match (&spend.review_team_id, position.current) {
-        (Some(team_id), true) => route_from(connection, team_id, true, spend, &problem.owner_id)?,
-        (None, _) => Route::Admins,
         (Some(team_id), false) => Route::Manager {
             manager_id: spend.reviewer_id.clone().unwrap_or_default(),
             team_id: team_id.clone(),
         },
+        _ => next_up(connection, spend, &problem.owner_id)?,
     };
-    let policy = pinned_policy(
-        connection,
-        spend.policy_team_id.as_deref(),
-        spend.policy_version,
-    )?;
-    let to_manager = matches!(next, Route::Manager { .. });
-    let (reviewer_id, review_team_id) = route_parts(next);
-    let routing = Routing {
-        reviewer_id,
-        review_team_id,
-        original_reviewer_id: None,
-        original_review_team_id: None,
-        review_due_at: review_due_at(policy.as_ref(), to_manager, at),
-    };
-    if !spends::reroute(connection, &spend.id, spend.route_version, &routing)? {
+    if !move_to(connection, spend, next, Seat::default(), at)? {
         return Err(Error::conflict(
             "the spend was decided or re-routed while you decided it: read it and retry",
         ));
