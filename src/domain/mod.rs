@@ -4,6 +4,7 @@
 
 pub mod access;
 pub mod currency;
+pub mod event;
 pub mod limit;
 pub mod money;
 pub mod review;

@@ -20,6 +20,7 @@ use crate::db::policies::PolicyRow;
 use crate::db::review_steps::{self, ReviewStepRow};
 use crate::db::spends::{self, Routing, SpendRow};
 use crate::db::{self, Db, DbConnection, policies, teams};
+use crate::domain::event::EventKind;
 use crate::domain::review::{self, Route};
 use crate::domain::status::{ReviewAction, SpendStatus};
 
@@ -272,7 +273,14 @@ fn escalate_with_event(
         problem_id: Some(&spend.problem_id),
     };
     let payload = SpendV1::from_row(&spend)?;
-    audit::append(connection, None, "spend.escalated", subject, &payload, at)?;
+    audit::append(
+        connection,
+        None,
+        EventKind::SpendEscalated.as_str(),
+        subject,
+        &payload,
+        at,
+    )?;
     Ok(true)
 }
 

@@ -14,6 +14,7 @@ use crate::db::policies::PolicyRow;
 use crate::db::problems::{self, NewLimit, ProblemFilter, ProblemRow, Visibility};
 use crate::db::{self, DbConnection, Page, PageRequest, new_id, people, policies, teams};
 use crate::domain::access::{Caller, ProblemRef, Role};
+use crate::domain::event::EventKind;
 use crate::domain::limit::Totals;
 use crate::domain::money::Money;
 use crate::domain::review::authority_covers;
@@ -180,7 +181,7 @@ pub fn open(
     };
     problems::insert(connection, &problem)?;
     limit_changes::insert(connection, &first_limit(&problem))?;
-    record(connection, caller, "problem.opened", &problem, at)?;
+    record(connection, caller, EventKind::ProblemOpened, &problem, at)?;
     Ok(problem)
 }
 
@@ -268,7 +269,7 @@ fn subject(problem: &ProblemRow) -> Subject<'_> {
 fn record(
     connection: &mut DbConnection,
     caller: &Caller,
-    kind: &str,
+    kind: EventKind,
     problem: &ProblemRow,
     at: NaiveDateTime,
 ) -> Result<(), Error> {
@@ -276,7 +277,7 @@ fn record(
     audit::append(
         connection,
         Some(&caller.person_id),
-        kind,
+        kind.as_str(),
         subject(problem),
         &payload,
         at,
@@ -326,7 +327,7 @@ pub fn update(
         change_limit(connection, caller, &problem, *limit, reason, at)?;
     }
     let problem = reload(connection, id)?;
-    record(connection, caller, "problem.updated", &problem, at)?;
+    record(connection, caller, EventKind::ProblemUpdated, &problem, at)?;
     Ok(problem)
 }
 
@@ -382,7 +383,7 @@ pub fn change_limit(
     audit::append(
         connection,
         Some(&caller.person_id),
-        "problem.limit_changed",
+        EventKind::ProblemLimitChanged.as_str(),
         subject(&problem),
         &payload,
         at,
@@ -510,7 +511,13 @@ pub fn acknowledge(
         )));
     }
     let problem = reload(connection, id)?;
-    record(connection, caller, "problem.acknowledged", &problem, at)?;
+    record(
+        connection,
+        caller,
+        EventKind::ProblemAcknowledged,
+        &problem,
+        at,
+    )?;
     Ok(problem)
 }
 
@@ -531,6 +538,6 @@ pub fn close(
         return Err(Refusal::ProblemClosed.into());
     }
     let problem = reload(connection, id)?;
-    record(connection, caller, "problem.closed", &problem, at)?;
+    record(connection, caller, EventKind::ProblemClosed, &problem, at)?;
     Ok(problem)
 }

@@ -14,6 +14,7 @@ use crate::db::problems::ProblemRow;
 use crate::db::spends::{self, Decision, QueueScope, SpendRow};
 use crate::db::{DbConnection, Page, PageRequest, delegations, policies, problems, teams};
 use crate::domain::access::{Caller, Role};
+use crate::domain::event::EventKind;
 use crate::domain::money::Money;
 use crate::domain::review::{Route, authority_covers};
 use crate::domain::status::{ReviewAction, SpendStatus};
@@ -204,9 +205,9 @@ fn finish(
     };
     record_step(connection, &spend, step)?;
     let kind = if action == ReviewAction::Approved {
-        "spend.approved_by_manager"
+        EventKind::SpendApprovedByManager
     } else {
-        "spend.rejected"
+        EventKind::SpendRejected
     };
     record(
         connection,
@@ -286,7 +287,7 @@ fn endorse(
     record(
         connection,
         caller,
-        "spend.endorsed",
+        EventKind::SpendEndorsed,
         &spend,
         &problem.team_id,
         at,

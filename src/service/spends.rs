@@ -21,6 +21,7 @@ use crate::db::review_steps::{self, ReviewStepRow};
 use crate::db::spends::{self, SpendFilter, SpendRow};
 use crate::db::{DbConnection, Page, PageRequest, delegations, new_id, problems, teams};
 use crate::domain::access::Caller;
+use crate::domain::event::EventKind;
 use crate::domain::money::Money;
 use crate::domain::review::{
     FlagReason, Route, allowance_overrun_minor, encode_reasons, period_of,
@@ -96,7 +97,7 @@ pub fn log(
         record(
             connection,
             caller,
-            "spend.approved",
+            EventKind::SpendApproved,
             &spend,
             &problem.team_id,
             at,
@@ -159,7 +160,7 @@ fn route_flagged(
     record(
         connection,
         caller,
-        "spend.flagged",
+        EventKind::SpendFlagged,
         spend,
         &problem.team_id,
         at,
@@ -309,7 +310,7 @@ fn apply_limit_rule(
 pub fn record(
     connection: &mut DbConnection,
     caller: &Caller,
-    kind: &str,
+    kind: EventKind,
     spend: &SpendRow,
     team_id: &str,
     at: NaiveDateTime,
@@ -324,7 +325,7 @@ pub fn record(
     audit::append(
         connection,
         Some(&caller.person_id),
-        kind,
+        kind.as_str(),
         subject,
         &payload,
         at,
@@ -468,7 +469,7 @@ pub fn void(
     record(
         connection,
         caller,
-        "spend.voided",
+        EventKind::SpendVoided,
         &spend,
         &problem.team_id,
         at,
