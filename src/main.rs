@@ -10,6 +10,8 @@ use leeway::config::{Cli, Command, Config};
 use leeway::db::{DatabaseUrl, Db};
 use leeway::domain::access::Role;
 use leeway::error::ApiError;
+use leeway::service::organisation::{self, NewPerson};
+use leeway::service::{self, Refusal};
 use leeway::shutdown;
 use leeway::state::AppState;
 use leeway::tokens::Tokens;
@@ -127,14 +129,16 @@ fn bootstrap(
     db.migrate()?;
     let shown_subject = subject.clone();
     let created = db.write_blocking(|connection| {
-        leeway::api::people::insert_person(
+        organisation::add_person(
             connection,
             None,
-            subject,
-            name,
-            email,
-            None,
-            Role::Admin,
+            NewPerson {
+                subject,
+                name,
+                email,
+                team_id: None,
+                role: Role::Admin,
+            },
             leeway::clock::Clock::system().now(),
         )
     });
@@ -146,9 +150,9 @@ fn bootstrap(
             );
             Ok(())
         }
-        Err(ApiError::Conflict(_)) => Err(format!(
+        Err(service::Error::Refused(Refusal::Conflict(_))) => Err(format!(
             "a person with subject {shown_subject:?} already exists; nothing was changed"
         )),
-        Err(error) => Err(error.to_string()),
+        Err(error) => Err(ApiError::from(error).to_string()),
     }
 }

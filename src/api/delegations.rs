@@ -3,20 +3,19 @@
 //! delegate then sees and decides the delegator's reviews, each decision
 //! recording on whose behalf it was made. The server enforces the window
 //! against its own clock at every decision; a delegation can be revoked
-//! early, never edited or deleted.
+//! early, never edited or deleted. This file is the HTTP side; the use
+//! cases live in `service::delegations`.
 
 use actix_web::{HttpResponse, web};
 use chrono::{NaiveDateTime, TimeDelta};
 use serde::{Deserialize, Serialize};
 
 use super::types::{Body, Checks, ListJson, PageQuery, TEXT_LENGTH_MAX, page_request, parse_id};
-use crate::db::audit;
-use crate::db::delegations::{self, DelegationRow, DelegationVisibility};
-use crate::db::events::Subject;
-use crate::db::{DbConnection, new_id, people};
-use crate::domain::access::{Caller, Role};
+use crate::db::delegations::DelegationRow;
+use crate::domain::access::Caller;
 use crate::encoding::rfc3339;
 use crate::error::ApiError;
+use crate::service::delegations;
 use crate::state::AppState;
 
 /// Longest delegation window accepted, in days.
@@ -118,121 +117,18 @@ pub async fn create(
     let delegator_id = body
         .delegator_id
         .map(|id| parse_id(&id, "person").unwrap_or(id));
+    let command = delegations::CreateDelegation {
+        delegate_id,
+        delegator_id,
+        starts_at,
+        ends_at,
+        note,
+    };
     let delegation = state
         .db
-        .write(move |connection| {
-            let delegator_id = match delegator_id {
-                Some(id) if id != caller.person_id && !caller.administers() => {
-                    return Err(ApiError::Forbidden(
-                        "only an admin can hand over another manager's queue".to_owned(),
-                    ));
-                }
-                Some(id) => id,
-                None => caller.person_id.clone(),
-            };
-            if delegator_id == caller.person_id && caller.role != Role::Manager {
-                return Err(ApiError::Forbidden(
-                    "only managers have a review queue to hand over".to_owned(),
-                ));
-            }
-            require_manager(connection, &caller, "delegator_id", &delegator_id)?;
-            require_manager(connection, &caller, "delegate_id", &delegate_id)?;
-            if delegate_id == delegator_id {
-                return Err(ApiError::field(
-                    "delegate_id",
-                    "self_delegation",
-                    "a manager cannot delegate to themselves",
-                ));
-            }
-            let row = DelegationRow {
-                id: new_id(),
-                delegator_id,
-                delegate_id,
-                starts_at,
-                ends_at,
-                note,
-                created_by: caller.person_id.clone(),
-                created_at: at,
-                revoked_by: None,
-                revoked_at: None,
-            };
-            delegations::insert(connection, &row)?;
-            record(connection, &caller, "delegation.created", row, at)
-        })
+        .write(move |connection| delegations::create_delegation(connection, &caller, command, at))
         .await?;
-    Ok(HttpResponse::Created().json(delegation))
-}
-
-/// Only managers review, so only managers hand over or take a queue. A
-/// person the caller cannot see is unknown to them unless a manager (whose
-/// seats the team tree shows anyway): no answer tells a hidden person's role.
-fn require_manager(
-    connection: &mut DbConnection,
-    caller: &Caller,
-    field: &'static str,
-    person_id: &str,
-) -> Result<(), ApiError> {
-    let person = people::find(connection, person_id)?
-        .filter(|person| {
-            person.role.parse() == Ok(Role::Manager) || super::people::may_see(caller, person)
-        })
-        .ok_or(ApiError::UnknownReference(field, "person"))?;
-    if person.role.parse() == Ok(Role::Manager) {
-        Ok(())
-    } else {
-        Err(ApiError::field(
-            field,
-            "not_a_manager",
-            "this person is not a manager: review queues pass only between managers",
-        ))
-    }
-}
-
-fn record(
-    connection: &mut DbConnection,
-    caller: &Caller,
-    kind: &str,
-    row: DelegationRow,
-    at: NaiveDateTime,
-) -> Result<DelegationJson, ApiError> {
-    let json = DelegationJson::from_row(row);
-    let subject = Subject {
-        subject_type: "delegation",
-        subject_id: &json.id,
-        team_id: None,
-        problem_id: None,
-    };
-    audit::append(
-        connection,
-        Some(&caller.person_id),
-        kind,
-        subject,
-        &json,
-        at,
-    )?;
-    Ok(json)
-}
-
-fn visibility(caller: &Caller) -> DelegationVisibility {
-    if caller.reads_everything() {
-        DelegationVisibility::All
-    } else {
-        DelegationVisibility::Involving(caller.person_id.clone())
-    }
-}
-
-fn find_visible(
-    connection: &mut DbConnection,
-    caller: &Caller,
-    id: &str,
-) -> Result<DelegationRow, ApiError> {
-    delegations::find(connection, id)?
-        .filter(|row| {
-            caller.reads_everything()
-                || row.delegator_id == caller.person_id
-                || row.delegate_id == caller.person_id
-        })
-        .ok_or(ApiError::NotFound("delegation"))
+    Ok(HttpResponse::Created().json(DelegationJson::from_row(delegation)))
 }
 
 /// `GET /v1/delegations`: those the caller gave or received (finance and
@@ -243,10 +139,9 @@ pub async fn list(
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let page = page_request(query.limit, query.after.as_deref())?;
-    let visibility = visibility(&caller);
     let rows = state
         .db
-        .read(move |connection| delegations::list(connection, &visibility, &page))
+        .read(move |connection| delegations::list_delegations(connection, &caller, &page))
         .await?;
     Ok(HttpResponse::Ok().json(ListJson::from_page(rows, |row| {
         Ok(DelegationJson::from_row(row))
@@ -262,7 +157,7 @@ pub async fn show(
     let id = parse_id(&path, "delegation")?;
     let row = state
         .db
-        .read(move |connection| find_visible(connection, &caller, &id))
+        .read(move |connection| delegations::find_delegation(connection, &caller, &id))
         .await?;
     Ok(HttpResponse::Ok().json(DelegationJson::from_row(row)))
 }
@@ -278,22 +173,7 @@ pub async fn revoke(
     let at = state.clock.now();
     let delegation = state
         .db
-        .write(move |connection| {
-            let row = find_visible(connection, &caller, &id)?;
-            if row.delegator_id != caller.person_id && !caller.administers() {
-                return Err(ApiError::Forbidden(
-                    "only the delegator or an admin can revoke a delegation".to_owned(),
-                ));
-            }
-            if !delegations::revoke(connection, &id, &caller.person_id, at)? {
-                return Err(ApiError::Conflict(
-                    "this delegation is already revoked".to_owned(),
-                ));
-            }
-            let row =
-                delegations::find(connection, &id)?.ok_or(ApiError::NotFound("delegation"))?;
-            record(connection, &caller, "delegation.revoked", row, at)
-        })
+        .write(move |connection| delegations::revoke_delegation(connection, &caller, &id, at))
         .await?;
-    Ok(HttpResponse::Ok().json(delegation))
+    Ok(HttpResponse::Ok().json(DelegationJson::from_row(delegation)))
 }

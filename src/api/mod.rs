@@ -7,7 +7,6 @@ pub mod events;
 pub mod exports;
 pub mod health;
 pub mod idempotency;
-pub mod me;
 pub mod people;
 pub mod policies;
 pub mod problems;
@@ -38,7 +37,7 @@ url_map! {
     "/healthz" => { get: health::healthz }
     "/readyz" => { get: health::readyz }
     "/openapi.yaml" => { get: health::openapi }
-    "/v1/me" => { get: me::show }
+    "/v1/me" => { get: people::me }
     "/v1/teams" => { post: teams::create, get: teams::list }
     "/v1/teams/{id}" => { get: teams::show, patch: teams::update }
     "/v1/teams/{id}/policy" => { get: policies::show_effective, put: policies::put }

@@ -1,6 +1,7 @@
-//! Team policies: `PUT` makes a new version (nothing is overwritten), `GET`
-//! returns the version in force (the team's own newest, else the nearest
-//! ancestor's), and the version history is listed.
+//! Team policies over HTTP: `PUT` makes a new version (nothing is
+//! overwritten), `GET` returns the version in force (the team's own newest,
+//! else the nearest ancestor's), and the version history is listed. The use
+//! cases live in `service::policies`.
 
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
@@ -9,14 +10,12 @@ use super::types::{
     Body, Checks, ListJson, MoneyInput, MoneyJson, PageQuery, parse_id, stored_money,
     version_page_request, whole_number,
 };
-use crate::db::audit;
-use crate::db::events::Subject;
-use crate::db::policies::{self, PolicyRow};
-use crate::db::teams;
+use crate::db::policies::PolicyRow;
 use crate::domain::access::Caller;
 use crate::domain::money::Money;
 use crate::encoding::rfc3339;
 use crate::error::ApiError;
+use crate::service::policies;
 use crate::state::AppState;
 
 /// Longest review SLA accepted, in hours (one year).
@@ -134,64 +133,16 @@ pub async fn put(
     }
     checks.finish()?;
     let new = new.ok_or_else(|| ApiError::Internal("policy passed checks unparsed".to_owned()))?;
-    let review_sla_hours = body.review_sla_hours;
-    let require_acknowledgement = body.require_acknowledgement;
+    let command = policies::PutPolicy {
+        per_problem_limit: new.limit,
+        review_sla_hours: body.review_sla_hours,
+        approval_limit: new.approval_limit,
+        period_allowance: new.period_allowance,
+        require_acknowledgement: body.require_acknowledgement,
+    };
     let policy = state
         .db
-        .write(move |connection| {
-            let team = teams::find(connection, &team_id)?.ok_or(ApiError::NotFound("team"))?;
-            if !caller.may_set_policy(&team_id) {
-                return Err(ApiError::Forbidden(
-                    "only an admin or a manager of this team can set its policy".to_owned(),
-                ));
-            }
-            let latest = policies::latest(connection, &team_id)?;
-            let approval_limit_minor = new.approval_limit.map(Money::minor);
-            // Compared with the policy in force (possibly inherited), so a
-            // first policy of its own cannot drop a cap set from above.
-            let chain = teams::chain_upwards(connection, &team_id)?;
-            let in_force = policies::effective(connection, &chain)?
-                .and_then(|policy| policy.approval_limit_minor);
-            let authority_changes = in_force != approval_limit_minor;
-            if authority_changes && !caller.may_grant_authority(team.parent_id.as_deref()) {
-                return Err(ApiError::Forbidden(
-                    "approval authority is granted from above: only an admin or a manager of a parent team can change approval_limit".to_owned(),
-                ));
-            }
-            let policy = PolicyRow {
-                team_id: team_id.clone(),
-                version: latest.map_or(1, |latest| latest.version + 1),
-                per_problem_limit_minor: new.limit.minor(),
-                currency: new.limit.currency().code().to_owned(),
-                review_sla_hours,
-                effective_from: at,
-                created_by: caller.person_id.clone(),
-                approval_limit_minor,
-                period_allowance_minor: new.period_allowance.map(Money::minor),
-                require_acknowledgement,
-            };
-            policies::insert(connection, &policy).map_err(|error| match error {
-                crate::db::Error::UniqueViolation(_) => {
-                    ApiError::Conflict("the policy changed concurrently: retry".to_owned())
-                }
-                other => other.into(),
-            })?;
-            let subject = Subject {
-                subject_type: "policy",
-                subject_id: &team_id,
-                team_id: Some(&team_id),
-                problem_id: None,
-            };
-            audit::append(
-                connection,
-                Some(&caller.person_id),
-                "policy.versioned",
-                subject,
-                &PolicyJson::from_row(policy.clone(), None)?,
-                policy.effective_from,
-            )?;
-            Ok(policy)
-        })
+        .write(move |connection| policies::put_policy(connection, &caller, &team_id, command, at))
         .await?;
     Ok(HttpResponse::Ok().json(PolicyJson::from_row(policy, None)?))
 }
@@ -203,17 +154,14 @@ pub async fn show_effective(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let team_id = parse_id(&path, "team")?;
-    let (policy, own_team) = state
+    let effective = state
         .db
-        .read(move |connection| {
-            teams::find(connection, &team_id)?.ok_or(ApiError::NotFound("team"))?;
-            let chain = teams::chain_upwards(connection, &team_id)?;
-            Ok::<_, ApiError>((policies::effective(connection, &chain)?, team_id))
-        })
+        .read(move |connection| policies::effective_policy(connection, &team_id))
         .await?;
-    let policy = policy.ok_or(ApiError::NotFound("policy"))?;
-    let inherited = policy.team_id != own_team;
-    Ok(HttpResponse::Ok().json(PolicyJson::from_row(policy, Some(inherited))?))
+    Ok(HttpResponse::Ok().json(PolicyJson::from_row(
+        effective.policy,
+        Some(effective.inherited),
+    )?))
 }
 
 /// `GET /v1/teams/{id}/policy/versions`: the team's own versions, oldest first.
@@ -227,10 +175,7 @@ pub async fn versions(
     let page = version_page_request(query.limit, query.after.as_deref())?;
     let rows = state
         .db
-        .read(move |connection| {
-            teams::find(connection, &team_id)?.ok_or(ApiError::NotFound("team"))?;
-            Ok::<_, ApiError>(policies::versions(connection, &team_id, &page)?)
-        })
+        .read(move |connection| policies::policy_versions(connection, &team_id, &page))
         .await?;
     Ok(HttpResponse::Ok().json(ListJson::from_page(rows, |row| {
         PolicyJson::from_row(row, None)

@@ -127,14 +127,16 @@ impl TestApp {
         state
             .db
             .write_blocking(|connection| {
-                leeway::api::people::insert_person(
+                leeway::service::organisation::add_person(
                     connection,
                     None,
-                    ADMIN.into(),
-                    "Ada Admin".into(),
-                    None,
-                    None,
-                    Role::Admin,
+                    leeway::service::organisation::NewPerson {
+                        subject: ADMIN.into(),
+                        name: "Ada Admin".into(),
+                        email: None,
+                        team_id: None,
+                        role: Role::Admin,
+                    },
                     leeway::clock::Clock::system().now(),
                 )
             })
