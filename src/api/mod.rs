@@ -14,6 +14,7 @@ pub mod problems;
 pub mod reports;
 pub mod reviews;
 pub mod spends;
+pub mod streaming;
 pub mod teams;
 pub mod types;
 

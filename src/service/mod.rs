@@ -3,6 +3,9 @@
 //! [`Error`]. Nothing here knows HTTP; the api layer parses requests into
 //! commands and renders outcomes, and `error.rs` maps failures to statuses.
 
+pub mod audit;
 pub mod error;
+pub mod exports;
+pub mod reports;
 
 pub use error::{Error, FieldError, Refusal};
