@@ -97,7 +97,7 @@ fn verify(config: &Config) -> Result<(), String> {
     let db = Db::new(&config.database)?;
     db.migrate()?;
     let report = db
-        .read_blocking(leeway::api::audit::run_verification)
+        .read_blocking(leeway::service::audit::run_verification)
         .map_err(|error| error.to_string())?;
     let text = serde_json::to_string_pretty(&report).map_err(|error| error.to_string())?;
     println!("{text}");

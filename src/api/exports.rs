@@ -12,24 +12,18 @@
 //!   as `!`, the problem as a `^problem-<id>` link; rejected and voided spends
 //!   moved no money and are left out.
 
-use std::sync::Arc;
-
-use actix_web::http::header;
 use actix_web::web::Bytes;
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
-use super::events::EventJson;
+use super::streaming::{EventJson, csv_line, respond, stream_pages};
 use super::types::{parse_date, parse_query_id, parse_status, parse_time, stored_money};
-use crate::db::exports::{self, EventExportFilter, SpendAsOf, SpendExportFilter};
-use crate::db::{Db, DbConnection, audit, teams};
+use crate::db::Db;
 use crate::domain::access::Caller;
 use crate::encoding::rfc3339;
 use crate::error::ApiError;
+use crate::service::exports::{self, EventExportQuery, SpendAsOf, SpendExport, SpendExportQuery};
 use crate::state::AppState;
-
-/// Header naming the `as_of` an export was produced at.
-pub const AS_OF_HEADER: &str = "leeway-as-of";
 
 /// The columns of `spends.csv`, in order; `spends.jsonl` has the same fields.
 pub const SPEND_COLUMNS: [&str; 23] = [
@@ -57,9 +51,6 @@ pub const SPEND_COLUMNS: [&str; 23] = [
     "voided_at",
     "as_of_sequence",
 ];
-
-/// Characters that make a spreadsheet read a cell as a formula.
-const FORMULA_PREFIXES: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
 
 /// The query every export takes.
 #[derive(Debug, Deserialize)]
@@ -105,20 +96,6 @@ pub struct SpendExportJson {
     as_of_sequence: i64,
 }
 
-fn snapshot_text(snapshot: &serde_json::Value, field: &str) -> Option<String> {
-    match snapshot.get(field)? {
-        serde_json::Value::String(text) => Some(text.clone()),
-        serde_json::Value::Array(items) => Some(
-            items
-                .iter()
-                .filter_map(serde_json::Value::as_str)
-                .collect::<Vec<_>>()
-                .join(","),
-        ),
-        _ => None,
-    }
-}
-
 impl SpendExportJson {
     fn from_row(row: SpendAsOf) -> Result<Self, ApiError> {
         let spend = row.spend;
@@ -127,27 +104,16 @@ impl SpendExportJson {
             .overrun_minor
             .map(|minor| stored_money(minor, &spend.currency).map(|money| money.amount))
             .transpose()?;
-        let status = snapshot_text(&row.snapshot, "status").unwrap_or_default();
-        // What counts towards the problem's `approved`: a partial approval's
-        // amount, else the whole amount once approved.
-        let approved_amount = row
-            .snapshot
-            .get("approved_amount")
-            .and_then(|money| money.get("amount"))
-            .and_then(serde_json::Value::as_str)
-            .map(str::to_owned)
-            .or_else(|| {
-                matches!(status.as_str(), "approved" | "approved_by_manager")
-                    .then(|| amount.amount.clone())
-            });
+        let snapshot = row.snapshot;
+        let approved_amount = snapshot.approved_amount_or(&amount.amount);
         Ok(Self {
-            status,
+            status: snapshot.status,
             approved_amount,
-            flag_reasons: snapshot_text(&row.snapshot, "flag_reasons"),
-            reviewer_id: snapshot_text(&row.snapshot, "reviewer_id"),
-            decided_by: snapshot_text(&row.snapshot, "decided_by"),
-            decided_at: snapshot_text(&row.snapshot, "decided_at"),
-            voided_at: snapshot_text(&row.snapshot, "voided_at"),
+            flag_reasons: snapshot.flag_reasons.map(|reasons| reasons.join(",")),
+            reviewer_id: snapshot.reviewer_id,
+            decided_by: snapshot.decided_by,
+            decided_at: snapshot.decided_at,
+            voided_at: snapshot.voided_at,
             spend_id: spend.id,
             problem_id: spend.problem_id,
             team_id: row.team_id,
@@ -199,33 +165,6 @@ impl SpendExportJson {
     }
 }
 
-/// One CSV cell: neutralised if a spreadsheet would run it as a formula,
-/// quoted (RFC 4180) when it holds a comma, quote, CR or LF.
-#[must_use]
-pub fn csv_cell(value: &str) -> String {
-    let value = if value.starts_with(FORMULA_PREFIXES) {
-        format!("'{value}")
-    } else {
-        value.to_owned()
-    };
-    if value.contains([',', '"', '\r', '\n']) {
-        format!("\"{}\"", value.replace('"', "\"\""))
-    } else {
-        value
-    }
-}
-
-/// One CSV record with its CRLF.
-pub fn csv_line<S: AsRef<str>>(cells: &[S]) -> String {
-    let mut line = cells
-        .iter()
-        .map(|cell| csv_cell(cell.as_ref()))
-        .collect::<Vec<_>>()
-        .join(",");
-    line.push_str("\r\n");
-    line
-}
-
 /// A beancount string: quotes and backslashes replaced, one line.
 fn beancount_text(value: &str) -> String {
     value
@@ -268,146 +207,55 @@ fn beancount_entry(spend: &SpendExportJson) -> Option<String> {
     ))
 }
 
-/// Exports are for finance and admins.
-pub fn require_finance(caller: &Caller) -> Result<(), ApiError> {
-    if caller.reads_everything() {
-        Ok(())
-    } else {
-        Err(ApiError::Forbidden(
-            "exports are for finance and admins".to_owned(),
-        ))
-    }
-}
-
-/// The `as_of` to export at: the one asked for, or the newest safe one. One
-/// newer than that is a 409: the ledger has not reached it, and an export
-/// that would change on a re-run must not claim a fixed `as_of`.
-pub async fn resolve_as_of(db: &Db, asked: Option<i64>) -> Result<i64, ApiError> {
-    let safe = db.read(audit::safe_as_of).await?;
-    match asked {
+/// Reads `as_of`: an event sequence, 0 or more.
+fn parse_as_of(as_of: Option<i64>) -> Result<Option<i64>, ApiError> {
+    match as_of {
         Some(as_of) if as_of < 0 => Err(ApiError::InvalidQuery(
             "as_of must be an event sequence (0 or more)".to_owned(),
         )),
-        Some(as_of) if as_of > safe => Err(ApiError::AsOfAhead(as_of, safe)),
-        Some(as_of) => Ok(as_of),
-        None => Ok(safe),
+        other => Ok(other),
     }
 }
 
-/// The team filter: the team and every team below it, as the tree stood at
-/// `as_of` (exports) or as it stands (`None`, reports). 404 when no such team
-/// exists now.
-pub async fn team_filter(
+/// Parses the query of a spend export and resolves it for `caller`.
+async fn spend_export(
     db: &Db,
-    team_id: Option<&str>,
-    as_of: Option<i64>,
-) -> Result<Option<Vec<String>>, ApiError> {
-    let Some(team_id) = team_id else {
-        return Ok(None);
+    caller: Caller,
+    query: ExportQuery,
+) -> Result<SpendExport, ApiError> {
+    let query = SpendExportQuery {
+        from: query
+            .from
+            .as_deref()
+            .map(|t| parse_date(t, "from"))
+            .transpose()?,
+        to: query
+            .to
+            .as_deref()
+            .map(|t| parse_date(t, "to"))
+            .transpose()?,
+        status: parse_status(query.status)?,
+        as_of: parse_as_of(query.as_of)?,
+        team_id: query
+            .team_id
+            .as_deref()
+            .map(|id| parse_query_id(id, "team_id"))
+            .transpose()?,
     };
-    let team_id = parse_query_id(team_id, "team_id")?;
-    db.read(move |connection| {
-        if teams::find(connection, &team_id)?.is_none() {
-            return Err(ApiError::NotFound("team"));
-        }
-        // Empty when the team came after `as_of`: then nothing matches.
-        Ok(exports::team_subtree(connection, &team_id, as_of).map(Some)?)
-    })
-    .await
+    Ok(db
+        .read(move |connection| exports::spend_export(connection, &caller, &query))
+        .await?)
 }
 
-async fn spend_filter(db: &Db, query: ExportQuery) -> Result<SpendExportFilter, ApiError> {
-    let from = query
-        .from
-        .as_deref()
-        .map(|t| parse_date(t, "from"))
-        .transpose()?;
-    let to = query
-        .to
-        .as_deref()
-        .map(|t| parse_date(t, "to"))
-        .transpose()?;
-    let status = parse_status(query.status)?;
-    let as_of = resolve_as_of(db, query.as_of).await?;
-    let team_ids = team_filter(db, query.team_id.as_deref(), Some(as_of)).await?;
-    Ok(SpendExportFilter {
-        team_ids,
-        from,
-        to,
-        status,
-        as_of,
-    })
-}
-
-/// Streams pages: `fetch` turns the cursor into a chunk of bytes and the
-/// next cursor (`None` after the last page). One page is in memory at a
-/// time; the next is read only when the client has taken the last.
-pub fn stream_pages<C, F>(
-    db: Db,
-    header: String,
-    start: C,
-    fetch: F,
-) -> impl futures_util::Stream<Item = Result<Bytes, ApiError>>
-where
-    C: Send + 'static,
-    F: Fn(&mut DbConnection, C) -> Result<(String, Option<C>), ApiError> + Send + Sync + 'static,
-{
-    enum Step<C> {
-        Header(String, C),
-        Page(C),
-        Done,
-    }
-    let fetch = Arc::new(fetch);
-    futures_util::stream::unfold(Step::Header(header, start), move |step| {
-        let (db, fetch) = (db.clone(), Arc::clone(&fetch));
-        async move {
-            match step {
-                Step::Done => None,
-                Step::Header(header, start) => Some((Ok(Bytes::from(header)), Step::Page(start))),
-                Step::Page(cursor) => {
-                    match db.read(move |connection| fetch(connection, cursor)).await {
-                        Ok((chunk, next)) => {
-                            Some((Ok(Bytes::from(chunk)), next.map_or(Step::Done, Step::Page)))
-                        }
-                        Err(error) => {
-                            // The status line is sent: all that is left is to cut
-                            // the body short, which the client sees as an error.
-                            tracing::error!(%error, "export failed mid-stream");
-                            Some((Err(error), Step::Done))
-                        }
-                    }
-                }
-            }
-        }
-    })
-}
-
-/// A 200 streaming `body` as a download, naming its `as_of`.
-pub fn respond(
-    content_type: &'static str,
-    file_name: &str,
-    as_of: i64,
-    body: impl futures_util::Stream<Item = Result<Bytes, ApiError>> + 'static,
-) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type(content_type)
-        .insert_header((AS_OF_HEADER, as_of.to_string()))
-        .insert_header((
-            header::CONTENT_DISPOSITION,
-            format!("attachment; filename=\"{file_name}\""),
-        ))
-        .streaming(body)
-}
-
-/// Streams the spends of `filter`, each rendered by `render`.
+/// Streams the spends of `export`, each rendered by `render`.
 fn spend_stream(
     db: Db,
-    filter: SpendExportFilter,
+    export: SpendExport,
     header: String,
     render: fn(&SpendExportJson) -> Result<Option<String>, ApiError>,
 ) -> impl futures_util::Stream<Item = Result<Bytes, ApiError>> {
     stream_pages(db, header, None::<String>, move |connection, after| {
-        let (rows, next) = exports::spends_page(connection, &filter, after.as_deref())?;
+        let (rows, next) = exports::spends_page(connection, &export, after.as_deref())?;
         let mut chunk = String::new();
         for row in rows {
             if let Some(text) = render(&SpendExportJson::from_row(row)?)? {
@@ -424,12 +272,11 @@ pub async fn spends_csv(
     caller: Caller,
     query: web::Query<ExportQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    require_finance(&caller)?;
-    let filter = spend_filter(&state.db, query.into_inner()).await?;
-    let as_of = filter.as_of;
+    let export = spend_export(&state.db, caller, query.into_inner()).await?;
+    let as_of = export.as_of();
     let body = spend_stream(
         state.db.clone(),
-        filter,
+        export,
         csv_line(&SPEND_COLUMNS),
         |spend| Ok(Some(csv_line(&spend.cells()))),
     );
@@ -447,10 +294,9 @@ pub async fn spends_jsonl(
     caller: Caller,
     query: web::Query<ExportQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    require_finance(&caller)?;
-    let filter = spend_filter(&state.db, query.into_inner()).await?;
-    let as_of = filter.as_of;
-    let body = spend_stream(state.db.clone(), filter, String::new(), |spend| {
+    let export = spend_export(&state.db, caller, query.into_inner()).await?;
+    let as_of = export.as_of();
+    let body = spend_stream(state.db.clone(), export, String::new(), |spend| {
         let mut line =
             serde_json::to_string(spend).map_err(|error| ApiError::Internal(error.to_string()))?;
         line.push('\n');
@@ -465,11 +311,10 @@ pub async fn journal_beancount(
     caller: Caller,
     query: web::Query<ExportQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    require_finance(&caller)?;
-    let filter = spend_filter(&state.db, query.into_inner()).await?;
-    let as_of = filter.as_of;
+    let export = spend_export(&state.db, caller, query.into_inner()).await?;
+    let as_of = export.as_of();
     let header = format!("{BEANCOUNT_HEADER}; as_of {as_of}\n");
-    let body = spend_stream(state.db.clone(), filter, header, |spend| {
+    let body = spend_stream(state.db.clone(), export, header, |spend| {
         Ok(beancount_entry(spend))
     });
     Ok(respond(
@@ -486,7 +331,6 @@ pub async fn events_jsonl(
     caller: Caller,
     query: web::Query<ExportQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    require_finance(&caller)?;
     let query = query.into_inner();
     if query.status.is_some() {
         return Err(ApiError::InvalidQuery(
@@ -494,30 +338,35 @@ pub async fn events_jsonl(
                 .to_owned(),
         ));
     }
-    let from = query
-        .from
-        .as_deref()
-        .map(|t| parse_time(t, "from"))
-        .transpose()?;
-    let to = query
-        .to
-        .as_deref()
-        .map(|t| parse_time(t, "to"))
-        .transpose()?;
-    let as_of = resolve_as_of(&state.db, query.as_of).await?;
-    let team_ids = team_filter(&state.db, query.team_id.as_deref(), Some(as_of)).await?;
-    let filter = EventExportFilter {
-        team_ids,
-        from,
-        to,
-        as_of,
+    let query = EventExportQuery {
+        from: query
+            .from
+            .as_deref()
+            .map(|t| parse_time(t, "from"))
+            .transpose()?,
+        to: query
+            .to
+            .as_deref()
+            .map(|t| parse_time(t, "to"))
+            .transpose()?,
+        as_of: parse_as_of(query.as_of)?,
+        team_id: query
+            .team_id
+            .as_deref()
+            .map(|id| parse_query_id(id, "team_id"))
+            .transpose()?,
     };
+    let export = state
+        .db
+        .read(move |connection| exports::event_export(connection, &caller, &query))
+        .await?;
+    let as_of = export.as_of();
     let body = stream_pages(
         state.db.clone(),
         String::new(),
         0,
         move |connection, after| {
-            let (rows, next) = exports::events_page(connection, &filter, after)?;
+            let (rows, next) = exports::events_page(connection, &export, after)?;
             let mut chunk = String::with_capacity(rows.len() * 512);
             for row in rows {
                 let line = serde_json::to_string(&EventJson::from_row(row)?)
@@ -529,24 +378,4 @@ pub async fn events_jsonl(
         },
     );
     Ok(respond("application/jsonl", "events.jsonl", as_of, body))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn formula_cells_are_neutralised_and_quoted_cells_escaped() {
-        assert_eq!(csv_cell("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
-        for cell in ["+1", "-1", "@SUM(A1)", "\tx", "\rx"] {
-            assert!(
-                csv_cell(cell).trim_start_matches('"').starts_with('\''),
-                "{cell}"
-            );
-        }
-        assert_eq!(csv_cell("a,b"), "\"a,b\"");
-        assert_eq!(csv_cell("line\nbreak"), "\"line\nbreak\"");
-        assert_eq!(csv_cell("plain"), "plain");
-        assert_eq!(csv_cell("12.50"), "12.50");
-    }
 }

@@ -12,6 +12,7 @@ pub mod policies;
 pub mod problems;
 pub mod reports;
 pub mod spends;
+pub mod streaming;
 pub mod teams;
 pub mod types;
 

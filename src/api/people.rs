@@ -216,4 +216,3 @@ pub async fn me(state: web::Data<AppState>, caller: Caller) -> Result<HttpRespon
         managed_team_ids,
     }))
 }
-

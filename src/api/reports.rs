@@ -7,14 +7,16 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
-use super::exports::{csv_line, require_finance, stream_pages, team_filter};
+use super::streaming::{csv_line, stream_pages};
 use super::types::{
-    ListJson, MoneyJson, PAGE_SIZE_DEFAULT, group_page_request, parse_date, stored_money,
+    ListJson, MoneyJson, PAGE_SIZE_DEFAULT, group_page_request, parse_date, parse_query_id,
+    stored_money,
 };
-use crate::db::reports::{self, GroupBy, REPORT_PAGE_SIZE_MAX, ReportFilter, ReportRow};
+use crate::db::reports::{GroupBy, REPORT_PAGE_SIZE_MAX, ReportRow};
 use crate::db::{Page, PageRequest};
 use crate::domain::access::Caller;
 use crate::error::ApiError;
+use crate::service::reports::{self, ReportQuery};
 use crate::state::AppState;
 
 /// The CSV columns, in order.
@@ -156,7 +158,6 @@ pub async fn summary(
     request: HttpRequest,
     query: web::Query<SummaryQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    require_finance(&caller)?;
     let query = query.into_inner();
     let (group_by, group_name) = parse_group_by(query.group_by.as_deref().unwrap_or("team"))?;
     if query
@@ -167,24 +168,28 @@ pub async fn summary(
         return Err(ApiError::InvalidQuery("period must be month".to_owned()));
     }
     let csv = wants_csv(&query, &request)?;
-    let day_start = |date: chrono::NaiveDate| date.and_time(chrono::NaiveTime::MIN);
-    let filter = ReportFilter {
+    let report_query = ReportQuery {
         group_by,
-        // Reports read the ledger as it stands, so the tree as it stands.
-        team_ids: team_filter(&state.db, query.team_id.as_deref(), None).await?,
+        team_id: query
+            .team_id
+            .as_deref()
+            .map(|id| parse_query_id(id, "team_id"))
+            .transpose()?,
         from: query
             .from
             .as_deref()
             .map(|t| parse_date(t, "from"))
-            .transpose()?
-            .map(day_start),
+            .transpose()?,
         to: query
             .to
             .as_deref()
             .map(|t| parse_date(t, "to"))
-            .transpose()?
-            .map(day_start),
+            .transpose()?,
     };
+    let report = state
+        .db
+        .read(move |connection| reports::report(connection, &caller, &report_query))
+        .await?;
     if csv {
         let header = csv_line(&REPORT_COLUMNS);
         let body = stream_pages(
@@ -194,7 +199,7 @@ pub async fn summary(
             move |connection, after| {
                 let (rows, next) = reports::summary_page(
                     connection,
-                    &filter,
+                    &report,
                     after.as_deref(),
                     REPORT_PAGE_SIZE_MAX,
                 )?;
@@ -215,7 +220,7 @@ pub async fn summary(
     )?;
     let (rows, next_after) = state
         .db
-        .read(move |connection| reports::summary_page(connection, &filter, after.as_deref(), limit))
+        .read(move |connection| reports::summary_page(connection, &report, after.as_deref(), limit))
         .await?;
     let page = ListJson::from_page(
         Page {

@@ -223,94 +223,139 @@ pub fn verify(connection: &mut DbConnection) -> Result<VerifyReport, Error> {
     Ok(report)
 }
 
-/// Walks one chain from position 1 to its head.
+/// Walks one chain from position 1 to its head, a page at a time.
 fn verify_chain(
     connection: &mut DbConnection,
     head: &HeadRow,
     events_checked: &mut i64,
 ) -> Result<Option<BrokenLink>, Error> {
-    let mut expected_position = 1;
-    let mut prev_hash = GENESIS_HASH.to_owned();
-    let mut last_id = None;
-    let broken = |event_id: Option<&str>, position, field, expected: String, found: String| {
-        Some(BrokenLink {
-            event_id: event_id.map(str::to_owned),
-            chain_key: head.chain_key.clone(),
-            position,
-            field,
-            expected,
-            found,
-        })
-    };
-    while expected_position <= head.position {
-        let page: Vec<EventRow> = events::table
-            .filter(events::chain_key.eq(&head.chain_key))
-            .filter(events::chain_position.ge(expected_position))
-            .filter(events::chain_position.le(head.position))
-            .order(events::chain_position.asc())
-            .limit(VERIFY_EVENTS_PAGE_SIZE)
-            .select(EventRow::as_select())
-            .load(connection)?;
+    let mut walk = ChainWalk::new(head);
+    while walk.expected_position <= head.position {
+        let page = chain_page(connection, head, walk.expected_position)?;
         if page.is_empty() {
             break;
         }
         for event in page {
-            let position = event.chain_position.unwrap_or_default();
-            if position != expected_position {
-                return Ok(broken(
-                    Some(&event.id),
-                    expected_position,
-                    "position",
-                    expected_position.to_string(),
-                    position.to_string(),
-                ));
-            }
-            let stored_prev = event.prev_hash.clone().unwrap_or_default();
-            if stored_prev != prev_hash {
-                return Ok(broken(
-                    Some(&event.id),
-                    position,
-                    "prev_hash",
-                    prev_hash,
-                    stored_prev,
-                ));
-            }
-            let recomputed = event_hash(&event);
-            let stored = event.hash.clone().unwrap_or_default();
-            if stored != recomputed {
-                return Ok(broken(
-                    Some(&event.id),
-                    position,
-                    "hash",
-                    recomputed,
-                    stored,
-                ));
+            if let Some(broken) = walk.step(event) {
+                return Ok(Some(broken));
             }
             *events_checked += 1;
-            prev_hash = stored;
-            last_id = Some(event.id);
-            expected_position += 1;
         }
     }
-    if expected_position <= head.position {
-        return Ok(broken(
-            None,
-            expected_position,
-            "position",
-            format!("an event at position {expected_position}"),
-            "none".to_owned(),
-        ));
+    Ok(walk.finish())
+}
+
+/// The chain's events from `from_position` up to its head, at most
+/// [`VERIFY_EVENTS_PAGE_SIZE`], in position order.
+fn chain_page(
+    connection: &mut DbConnection,
+    head: &HeadRow,
+    from_position: i64,
+) -> Result<Vec<EventRow>, Error> {
+    Ok(events::table
+        .filter(events::chain_key.eq(&head.chain_key))
+        .filter(events::chain_position.ge(from_position))
+        .filter(events::chain_position.le(head.position))
+        .order(events::chain_position.asc())
+        .limit(VERIFY_EVENTS_PAGE_SIZE)
+        .select(EventRow::as_select())
+        .load(connection)?)
+}
+
+/// How far a walk along one chain has got: the position and the previous
+/// hash the next event must carry.
+struct ChainWalk<'head> {
+    head: &'head HeadRow,
+    expected_position: i64,
+    prev_hash: String,
+    last_id: Option<String>,
+}
+
+impl<'head> ChainWalk<'head> {
+    fn new(head: &'head HeadRow) -> Self {
+        Self {
+            head,
+            expected_position: 1,
+            prev_hash: GENESIS_HASH.to_owned(),
+            last_id: None,
+        }
     }
-    if prev_hash != head.hash {
-        return Ok(broken(
-            last_id.as_deref(),
-            head.position,
-            "head",
-            prev_hash,
-            head.hash.clone(),
-        ));
+
+    fn broken(
+        &self,
+        event_id: Option<&str>,
+        position: i64,
+        field: &'static str,
+        expected: String,
+        found: String,
+    ) -> BrokenLink {
+        BrokenLink {
+            event_id: event_id.map(str::to_owned),
+            chain_key: self.head.chain_key.clone(),
+            position,
+            field,
+            expected,
+            found,
+        }
     }
-    Ok(None)
+
+    /// Checks the next event (its position, its link to the one before,
+    /// its own hash) and moves past it; the first disagreement otherwise.
+    fn step(&mut self, event: EventRow) -> Option<BrokenLink> {
+        let position = event.chain_position.unwrap_or_default();
+        if position != self.expected_position {
+            return Some(self.broken(
+                Some(&event.id),
+                self.expected_position,
+                "position",
+                self.expected_position.to_string(),
+                position.to_string(),
+            ));
+        }
+        let stored_prev = event.prev_hash.clone().unwrap_or_default();
+        if stored_prev != self.prev_hash {
+            return Some(self.broken(
+                Some(&event.id),
+                position,
+                "prev_hash",
+                self.prev_hash.clone(),
+                stored_prev,
+            ));
+        }
+        let recomputed = event_hash(&event);
+        let stored = event.hash.clone().unwrap_or_default();
+        if stored != recomputed {
+            return Some(self.broken(Some(&event.id), position, "hash", recomputed, stored));
+        }
+        self.prev_hash = stored;
+        self.last_id = Some(event.id);
+        self.expected_position += 1;
+        None
+    }
+
+    /// Checks that the walk reached the head: no event missing before it,
+    /// and the last hash is the head's.
+    fn finish(self) -> Option<BrokenLink> {
+        let head = self.head;
+        if self.expected_position <= head.position {
+            return Some(self.broken(
+                None,
+                self.expected_position,
+                "position",
+                format!("an event at position {}", self.expected_position),
+                "none".to_owned(),
+            ));
+        }
+        (self.prev_hash != head.hash).then(|| {
+            self.broken(
+                self.last_id.as_deref(),
+                head.position,
+                "head",
+                self.prev_hash.clone(),
+                head.hash.clone(),
+            )
+        })
+    }
 }
 
 /// An event in a chain that has no head row: its head was deleted.
@@ -352,30 +397,8 @@ fn verify_checkpoints(
             break;
         }
         for checkpoint in page {
-            let key = format!("checkpoint:{}", checkpoint.number);
-            let recomputed = checkpoint_hash(&checkpoint);
-            let mismatch = if checkpoint.number != after + 1 {
-                Some((
-                    "number",
-                    (after + 1).to_string(),
-                    checkpoint.number.to_string(),
-                ))
-            } else if checkpoint.prev_hash != prev_hash {
-                Some(("prev_hash", prev_hash.clone(), checkpoint.prev_hash.clone()))
-            } else if checkpoint.hash != recomputed {
-                Some(("hash", recomputed, checkpoint.hash.clone()))
-            } else {
-                None
-            };
-            if let Some((field, expected, found)) = mismatch {
-                report.broken = Some(BrokenLink {
-                    event_id: None,
-                    chain_key: key,
-                    position: checkpoint.number,
-                    field,
-                    expected,
-                    found,
-                });
+            if let Some(broken) = checkpoint_link(&checkpoint, after, &prev_hash) {
+                report.broken = Some(broken);
                 return Ok(());
             }
             report.checkpoints_checked += 1;
@@ -385,30 +408,69 @@ fn verify_checkpoints(
         }
     }
     if let Some(checkpoint) = &latest {
-        let (chain_count, heads_hash) = heads_digest(connection, checkpoint.as_of)?;
-        let key = format!("checkpoint:{}", checkpoint.number);
-        let mismatch = if heads_hash == checkpoint.heads_hash {
-            (chain_count != checkpoint.chain_count).then(|| {
-                (
-                    "chain_count",
-                    chain_count.to_string(),
-                    checkpoint.chain_count.to_string(),
-                )
-            })
-        } else {
-            Some(("heads_hash", heads_hash, checkpoint.heads_hash.clone()))
-        };
-        if let Some((field, expected, found)) = mismatch {
-            report.broken = Some(BrokenLink {
-                event_id: None,
-                chain_key: key,
-                position: checkpoint.number,
-                field,
-                expected,
-                found,
-            });
-        }
+        report.broken = latest_heads(connection, checkpoint)?;
     }
     report.latest_checkpoint = latest;
     Ok(())
+}
+
+/// A disagreement of a checkpoint's own fields with `field` (`expected`
+/// against `found`).
+fn checkpoint_broken(
+    checkpoint: &CheckpointRow,
+    (field, expected, found): (&'static str, String, String),
+) -> BrokenLink {
+    BrokenLink {
+        event_id: None,
+        chain_key: format!("checkpoint:{}", checkpoint.number),
+        position: checkpoint.number,
+        field,
+        expected,
+        found,
+    }
+}
+
+/// Checks that a checkpoint follows number `after` and the hash
+/// `prev_hash`, and that its own hash holds.
+fn checkpoint_link(checkpoint: &CheckpointRow, after: i64, prev_hash: &str) -> Option<BrokenLink> {
+    let recomputed = checkpoint_hash(checkpoint);
+    let mismatch = if checkpoint.number != after + 1 {
+        Some((
+            "number",
+            (after + 1).to_string(),
+            checkpoint.number.to_string(),
+        ))
+    } else if checkpoint.prev_hash != prev_hash {
+        Some((
+            "prev_hash",
+            prev_hash.to_owned(),
+            checkpoint.prev_hash.clone(),
+        ))
+    } else if checkpoint.hash != recomputed {
+        Some(("hash", recomputed, checkpoint.hash.clone()))
+    } else {
+        None
+    };
+    mismatch.map(|mismatch| checkpoint_broken(checkpoint, mismatch))
+}
+
+/// Re-derives the heads digest at a checkpoint's `as_of` from the events
+/// and compares it, and the chain count, with what the checkpoint sealed.
+fn latest_heads(
+    connection: &mut DbConnection,
+    checkpoint: &CheckpointRow,
+) -> Result<Option<BrokenLink>, Error> {
+    let (chain_count, heads_hash) = heads_digest(connection, checkpoint.as_of)?;
+    let mismatch = if heads_hash == checkpoint.heads_hash {
+        (chain_count != checkpoint.chain_count).then(|| {
+            (
+                "chain_count",
+                chain_count.to_string(),
+                checkpoint.chain_count.to_string(),
+            )
+        })
+    } else {
+        Some(("heads_hash", heads_hash, checkpoint.heads_hash.clone()))
+    };
+    Ok(mismatch.map(|mismatch| checkpoint_broken(checkpoint, mismatch)))
 }

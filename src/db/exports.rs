@@ -1,12 +1,10 @@
 //! Reads for finance exports, one bounded page at a time, as of an event
 //! sequence. A spend row changes as it is reviewed or voided, so an export
 //! as of sequence N takes each spend's state from its newest event at or
-//! below N (every spend event carries the spend as it was after the change);
-//! the immutable fields (amount, dates, ids) come from the row. Everything
+//! below N (every spend event carries the spend as it was after the change;
+//! `service::exports` decodes it); the immutable fields (amount, dates, ids) come from the row. Everything
 //! read is then committed and immutable, so the pages need no common
 //! transaction and a re-run returns the same rows.
-
-use std::collections::HashMap;
 
 use diesel::Connection;
 use diesel::prelude::*;
@@ -24,23 +22,27 @@ type Backend = <DbConnection as Connection>::Backend;
 /// Rows read per query; the server holds one page of an export at a time.
 pub const EXPORT_PAGE_SIZE: i64 = 500;
 
-/// A spend as it stood at an export's `as_of`.
+/// A spend row with its problem's team and owner, as an export reads it.
 #[derive(Debug, Clone)]
-pub struct SpendAsOf {
+pub struct ExportSpendRow {
     /// The row: its immutable fields are the spend's.
     pub spend: SpendRow,
     /// The problem's team.
     pub team_id: String,
     /// The problem's owner.
     pub owner_id: String,
-    /// The spend's JSON as of `as_of`: status, decision, void.
-    pub snapshot: serde_json::Value,
-    /// The sequence of the event that snapshot comes from.
-    pub sequence: i64,
 }
 
-/// A spend row with its problem's team and owner.
-type JoinedSpend = (SpendRow, String, String);
+/// One stored event about a spend: the spend's JSON after a change.
+#[derive(Debug, Clone, Queryable)]
+pub struct SpendEventData {
+    /// The spend.
+    pub spend_id: String,
+    /// The event's sequence.
+    pub sequence: Option<i64>,
+    /// The event's `data`, as stored.
+    pub data: String,
+}
 
 /// Which spends an export holds.
 #[derive(Debug, Clone)]
@@ -51,8 +53,6 @@ pub struct SpendExportFilter {
     pub from: Option<chrono::NaiveDate>,
     /// Only spends made before this date.
     pub to: Option<chrono::NaiveDate>,
-    /// Only spends in this status as of `as_of`.
-    pub status: Option<String>,
     /// The event sequence the export is as of.
     pub as_of: i64,
 }
@@ -131,15 +131,14 @@ pub fn team_subtree(
     Ok(rows.into_iter().map(|row| row.id).collect())
 }
 
-/// One page of spends after `after` (by id), as of `filter.as_of`. Returns
-/// the spends that pass the filter and the id to continue after, `None` on
-/// the last page. A page may hold fewer rows than it read (status is
-/// filtered on the state as of `as_of`), even none.
+/// One page of spends after `after` (by id), read from the rows: the
+/// state as of `filter.as_of` comes from [`spend_events`]. Returns the
+/// spends and the id to continue after, `None` on the last page.
 pub fn spends_page(
     connection: &mut DbConnection,
     filter: &SpendExportFilter,
     after: Option<&str>,
-) -> Result<(Vec<SpendAsOf>, Option<String>), Error> {
+) -> Result<(Vec<ExportSpendRow>, Option<String>), Error> {
     let mut query = spends::table
         .inner_join(problems::table)
         .select((SpendRow::as_select(), problems::team_id, problems::owner_id))
@@ -158,67 +157,35 @@ pub fn spends_page(
     if let Some(after) = after {
         query = query.filter(spends::id.gt(after.to_owned()));
     }
-    let rows: Vec<JoinedSpend> = query.load(connection)?;
+    let rows: Vec<(SpendRow, String, String)> = query.load(connection)?;
     let next_after = (rows.len() == usize::try_from(EXPORT_PAGE_SIZE).unwrap_or(usize::MAX))
         .then(|| rows.last().map(|row| row.0.id.clone()))
         .flatten();
-    let ids: Vec<String> = rows.iter().map(|row| row.0.id.clone()).collect();
-    // A spend has a handful of events, so this is bounded by the page size.
-    let history: Vec<(String, Option<i64>, String)> = events::table
-        .filter(events::subject_id.eq_any(ids))
-        .filter(events::subject_type.eq("spend"))
-        .filter(events::sequence.le(filter.as_of))
-        .select((events::subject_id, events::sequence, events::data))
-        .load(connection)?;
-    let mut snapshots = states_as_of(history)?;
-    let mut spends = Vec::with_capacity(rows.len());
-    for (spend, team_id, owner_id) in rows {
-        let Some((snapshot, sequence)) = snapshots.remove(&spend.id) else {
-            continue;
-        };
-        let status = snapshot.get("status").and_then(serde_json::Value::as_str);
-        if filter
-            .status
-            .as_deref()
-            .is_some_and(|wanted| status != Some(wanted))
-        {
-            continue;
-        }
-        spends.push(SpendAsOf {
+    let rows = rows
+        .into_iter()
+        .map(|(spend, team_id, owner_id)| ExportSpendRow {
             spend,
             team_id,
             owner_id,
-            snapshot,
-            sequence,
-        });
-    }
-    Ok((spends, next_after))
+        })
+        .collect();
+    Ok((rows, next_after))
 }
 
-/// Each spend's newest event whose data is a spend snapshot (has a
-/// `status`). A spend missing from the map did not exist yet at `as_of`.
-fn states_as_of(
-    history: Vec<(String, Option<i64>, String)>,
-) -> Result<HashMap<String, (serde_json::Value, i64)>, Error> {
-    let mut states: HashMap<String, (serde_json::Value, i64)> = HashMap::new();
-    for (spend_id, sequence, data) in history {
-        let sequence = sequence.unwrap_or_default();
-        if states
-            .get(&spend_id)
-            .is_some_and(|(_, newest)| *newest >= sequence)
-        {
-            continue;
-        }
-        let snapshot: serde_json::Value =
-            serde_json::from_str(&data).map_err(|error| Error::Internal(error.to_string()))?;
-        if snapshot
-            .get("status")
-            .is_some_and(serde_json::Value::is_string)
-        {
-            states.insert(spend_id, (snapshot, sequence));
-        }
-    }
-    Ok(states)
+/// Every event about these spends at or below sequence `as_of`, in no
+/// particular order. A spend has a handful of events, so this is bounded
+/// by the number of spends asked about (one page).
+pub fn spend_events(
+    connection: &mut DbConnection,
+    spend_ids: Vec<String>,
+    as_of: i64,
+) -> Result<Vec<SpendEventData>, Error> {
+    Ok(events::table
+        .filter(events::subject_id.eq_any(spend_ids))
+        .filter(events::subject_type.eq("spend"))
+        .filter(events::sequence.le(as_of))
+        .select((events::subject_id, events::sequence, events::data))
+        .load(connection)?)
 }
 
 /// One page of events after sequence `after`, oldest first, at or below

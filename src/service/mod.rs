@@ -3,13 +3,16 @@
 //! [`Error`]. Nothing here knows HTTP; the api layer parses requests into
 //! commands and renders outcomes, and `error.rs` maps failures to statuses.
 
+pub mod audit;
 pub mod delegations;
 pub mod error;
 pub mod escalation;
+pub mod exports;
 pub mod ledger;
 pub mod organisation;
 pub mod policies;
 pub mod problems;
+pub mod reports;
 pub mod reviews;
 pub mod spends;
 

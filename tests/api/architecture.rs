@@ -48,7 +48,11 @@ const ALLOWED: &[(&str, &[&str])] = &[
 
 /// The api files every other api file may import: the shared HTTP helpers
 /// (request and response types, paging, the idempotent-write wrapper).
-const API_SHARED: &[&str] = &["src/api/types.rs", "src/api/idempotency.rs"];
+const API_SHARED: &[&str] = &[
+    "src/api/types.rs",
+    "src/api/idempotency.rs",
+    "src/api/streaming.rs",
+];
 
 fn src_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("src")

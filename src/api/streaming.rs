@@ -1,0 +1,171 @@
+//! The HTTP side of streamed downloads, shared by exports and reports: CSV
+//! cells and lines, the page-at-a-time body, the download response, and
+//! the event's JSON (a line of `events.jsonl` and an item of `GET /v1/events`).
+
+use std::sync::Arc;
+
+use actix_web::HttpResponse;
+use actix_web::http::header;
+use actix_web::web::Bytes;
+use serde::Serialize;
+
+use crate::db::events::EventRow;
+use crate::db::{Db, DbConnection};
+use crate::encoding::rfc3339;
+use crate::error::ApiError;
+
+/// Header naming the `as_of` an export was produced at.
+pub const AS_OF_HEADER: &str = "leeway-as-of";
+
+/// Characters that make a spreadsheet read a cell as a formula.
+const FORMULA_PREFIXES: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
+
+/// An event as JSON.
+#[derive(Debug, Serialize)]
+pub struct EventJson {
+    id: String,
+    occurred_at: String,
+    actor_id: Option<String>,
+    kind: String,
+    subject_type: String,
+    subject_id: String,
+    team_id: Option<String>,
+    problem_id: Option<String>,
+    data: serde_json::Value,
+    sequence: Option<i64>,
+    chain: Option<String>,
+    chain_position: Option<i64>,
+    prev_hash: Option<String>,
+    hash: Option<String>,
+}
+
+impl EventJson {
+    /// Converts a stored event.
+    pub fn from_row(row: EventRow) -> Result<Self, ApiError> {
+        Ok(Self {
+            data: serde_json::from_str(&row.data)
+                .map_err(|error| ApiError::Internal(error.to_string()))?,
+            id: row.id,
+            occurred_at: rfc3339(row.occurred_at),
+            actor_id: row.actor_id,
+            kind: row.kind,
+            subject_type: row.subject_type,
+            subject_id: row.subject_id,
+            team_id: row.team_id,
+            problem_id: row.problem_id,
+            sequence: row.sequence,
+            chain: row.chain_key,
+            chain_position: row.chain_position,
+            prev_hash: row.prev_hash,
+            hash: row.hash,
+        })
+    }
+}
+
+/// One CSV cell: neutralised if a spreadsheet would run it as a formula,
+/// quoted (RFC 4180) when it holds a comma, quote, CR or LF.
+#[must_use]
+pub fn csv_cell(value: &str) -> String {
+    let value = if value.starts_with(FORMULA_PREFIXES) {
+        format!("'{value}")
+    } else {
+        value.to_owned()
+    };
+    if value.contains([',', '"', '\r', '\n']) {
+        format!("\"{}\"", value.replace('"', "\"\""))
+    } else {
+        value
+    }
+}
+
+/// One CSV record with its CRLF.
+pub fn csv_line<S: AsRef<str>>(cells: &[S]) -> String {
+    let mut line = cells
+        .iter()
+        .map(|cell| csv_cell(cell.as_ref()))
+        .collect::<Vec<_>>()
+        .join(",");
+    line.push_str("\r\n");
+    line
+}
+
+/// Streams pages: `fetch` turns the cursor into a chunk of bytes and the
+/// next cursor (`None` after the last page), one `Db::read` per page. One
+/// page is in memory at a time; the next is read only when the client has
+/// taken the last.
+pub fn stream_pages<C, F>(
+    db: Db,
+    header: String,
+    start: C,
+    fetch: F,
+) -> impl futures_util::Stream<Item = Result<Bytes, ApiError>>
+where
+    C: Send + 'static,
+    F: Fn(&mut DbConnection, C) -> Result<(String, Option<C>), ApiError> + Send + Sync + 'static,
+{
+    enum Step<C> {
+        Header(String, C),
+        Page(C),
+        Done,
+    }
+    let fetch = Arc::new(fetch);
+    futures_util::stream::unfold(Step::Header(header, start), move |step| {
+        let (db, fetch) = (db.clone(), Arc::clone(&fetch));
+        async move {
+            match step {
+                Step::Done => None,
+                Step::Header(header, start) => Some((Ok(Bytes::from(header)), Step::Page(start))),
+                Step::Page(cursor) => {
+                    match db.read(move |connection| fetch(connection, cursor)).await {
+                        Ok((chunk, next)) => {
+                            Some((Ok(Bytes::from(chunk)), next.map_or(Step::Done, Step::Page)))
+                        }
+                        Err(error) => {
+                            // The status line is sent: all that is left is to cut
+                            // the body short, which the client sees as an error.
+                            tracing::error!(%error, "export failed mid-stream");
+                            Some((Err(error), Step::Done))
+                        }
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// A 200 streaming `body` as a download, naming its `as_of`.
+pub fn respond(
+    content_type: &'static str,
+    file_name: &str,
+    as_of: i64,
+    body: impl futures_util::Stream<Item = Result<Bytes, ApiError>> + 'static,
+) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(content_type)
+        .insert_header((AS_OF_HEADER, as_of.to_string()))
+        .insert_header((
+            header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"{file_name}\""),
+        ))
+        .streaming(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formula_cells_are_neutralised_and_quoted_cells_escaped() {
+        assert_eq!(csv_cell("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
+        for cell in ["+1", "-1", "@SUM(A1)", "\tx", "\rx"] {
+            assert!(
+                csv_cell(cell).trim_start_matches('"').starts_with('\''),
+                "{cell}"
+            );
+        }
+        assert_eq!(csv_cell("a,b"), "\"a,b\"");
+        assert_eq!(csv_cell("line\nbreak"), "\"line\nbreak\"");
+        assert_eq!(csv_cell("plain"), "plain");
+        assert_eq!(csv_cell("12.50"), "12.50");
+    }
+}
