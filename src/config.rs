@@ -9,7 +9,8 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::db::{
-    DatabaseUrl, POOL_CHECKOUT_TIMEOUT, POOL_SIZE_MAX, PoolSettings, STATEMENT_TIMEOUT,
+    DatabaseUrl, GROUP_COMMIT_UNITS_DEFAULT, GROUP_COMMIT_UNITS_MAX, POOL_CHECKOUT_TIMEOUT,
+    POOL_SIZE_MAX, PoolSettings, STATEMENT_TIMEOUT,
 };
 use crate::rate_limit::{RATE_LIMIT_BURST_DEFAULT, RATE_LIMIT_PER_SECOND_DEFAULT, RateLimit};
 use crate::tokens::{
@@ -206,6 +207,16 @@ pub struct LimitSettings {
         global = true
     )]
     pub db_statement_timeout_ms: u64,
+    /// Most write units the SQLite writer commits in one transaction (group
+    /// commit); 1 commits every unit alone. PostgreSQL ignores it.
+    #[arg(
+        long,
+        env = "LEEWAY_GROUP_COMMIT_UNITS_MAX",
+        default_value_t = count(GROUP_COMMIT_UNITS_DEFAULT),
+        value_parser = clap::value_parser!(u64).range(1..=count(GROUP_COMMIT_UNITS_MAX)),
+        global = true
+    )]
+    pub group_commit_units_max: u64,
     /// Sustained requests per second per caller (token subject), per process.
     #[arg(
         long,
@@ -224,6 +235,11 @@ pub struct LimitSettings {
         global = true
     )]
     pub rate_limit_burst: u32,
+}
+
+/// A count as a flag's integer type.
+fn count(value: usize) -> u64 {
+    u64::try_from(value).unwrap_or(u64::MAX)
 }
 
 /// A default duration as whole milliseconds, for a flag's default value.
@@ -303,6 +319,8 @@ impl Limits {
                 size: settings.db_pool_size,
                 checkout_timeout: Duration::from_millis(settings.db_pool_timeout_ms),
                 statement_timeout: Duration::from_millis(settings.db_statement_timeout_ms),
+                group_commit_units_max: usize::try_from(settings.group_commit_units_max)
+                    .unwrap_or(GROUP_COMMIT_UNITS_MAX),
             },
         }
     }

@@ -258,7 +258,9 @@ impl ResponseError for ApiError {
         let mut response = HttpResponse::build(status);
         response.insert_header((header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON)));
         match self {
-            Self::Unavailable(_) => {
+            // Both are worth retrying shortly: the database may be back, the
+            // first request with this key may have finished.
+            Self::Unavailable(_) | Self::IdempotencyKeyInFlight => {
                 response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS.to_string()));
             }
             Self::RateLimited(wait_secs) => {

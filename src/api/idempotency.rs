@@ -3,9 +3,9 @@
 //! another body is 422; a retry while the first is in flight is 409. Keys
 //! are scoped to the caller and kept [`IDEMPOTENCY_KEY_TTL`].
 //!
-//! A request that fails (any error) releases its key, so a retry runs again;
-//! only successful responses are replayed. The stored response is written in
-//! the same transaction as the work.
+//! The claim, the work and the stored response are one transaction
+//! (`db::idempotency`): a request that fails (any error) stores nothing, so
+//! a retry runs again; only successful responses are replayed.
 //!
 //! [`IDEMPOTENCY_KEY_TTL`]: crate::db::idempotency::IDEMPOTENCY_KEY_TTL
 
@@ -101,7 +101,16 @@ impl Idempotent {
     }
 }
 
-/// Runs `work` in one write transaction, honouring the idempotency key.
+/// What one keyed write transaction answered.
+enum Answer {
+    /// The work ran now; its JSON body.
+    Fresh(String),
+    /// The work ran before under this key; its stored response.
+    Replay { status: u16, body: String },
+}
+
+/// Runs `work` in one write transaction, honouring the idempotency key: the
+/// claim, the work and the stored response commit together or not at all.
 pub async fn respond<T, F>(
     state: &AppState,
     request: Idempotent,
@@ -111,58 +120,39 @@ where
     T: Serialize + Send + 'static,
     F: FnOnce(&mut DbConnection) -> Result<T, ApiError> + Send + 'static,
 {
-    let Some(key) = request.key.clone() else {
+    let Some(key) = request.key else {
         let value = state.db.write(work).await?;
         return Ok(HttpResponse::build(request.status).json(value));
     };
-    let (caller_id, fingerprint) = (request.caller_id.clone(), request.fingerprint.clone());
-    let claim_key = key.clone();
+    let (caller_id, fingerprint, status) = (request.caller_id, request.fingerprint, request.status);
     let at = state.clock.now();
-    let claim = state
+    let answer = state
         .db
         .write(move |connection| {
-            idempotency::claim(connection, &caller_id, &claim_key, &fingerprint, at)
-        })
-        .await?;
-    match claim {
-        Claim::Proceed => {}
-        Claim::Replay { status, body } => {
-            let status = StatusCode::from_u16(status)
-                .map_err(|error| ApiError::Internal(error.to_string()))?;
-            return Ok(HttpResponse::build(status)
-                .insert_header((IDEMPOTENT_REPLAYED_HEADER, "true"))
-                .content_type("application/json")
-                .body(body));
-        }
-        Claim::Reused => return Err(ApiError::IdempotencyKeyReused),
-        Claim::InFlight => return Err(ApiError::IdempotencyKeyInFlight),
-    }
-    let (caller_id, status) = (request.caller_id.clone(), request.status);
-    let work_key = key.clone();
-    let outcome = state
-        .db
-        .write(move |connection| {
+            match idempotency::claim(connection, &caller_id, &key, &fingerprint, at)? {
+                Claim::Proceed => {}
+                Claim::Replay { status, body } => return Ok(Answer::Replay { status, body }),
+                Claim::Reused => return Err(ApiError::IdempotencyKeyReused),
+                Claim::InFlight => return Err(ApiError::IdempotencyKeyInFlight),
+            }
             let value = work(connection)?;
             let body = serde_json::to_string(&value)
                 .map_err(|error| ApiError::Internal(error.to_string()))?;
-            idempotency::complete(connection, &caller_id, &work_key, status.as_u16(), &body)?;
-            Ok(body)
+            idempotency::complete(connection, &caller_id, &key, status.as_u16(), &body)?;
+            Ok(Answer::Fresh(body))
         })
-        .await;
-    match outcome {
-        Ok(body) => Ok(HttpResponse::build(status)
+        .await?;
+    match answer {
+        Answer::Fresh(body) => Ok(HttpResponse::build(status)
             .content_type("application/json")
             .body(body)),
-        Err(error) => {
-            let caller_id = request.caller_id;
-            let released = state
-                .db
-                .write(move |connection| idempotency::release(connection, &caller_id, &key))
-                .await;
-            if let Err(release_error) = released {
-                tracing::warn!(%release_error, "could not release an idempotency key; it expires on its own");
-            }
-            Err(error)
+        Answer::Replay { status, body } => {
+            let status = StatusCode::from_u16(status)
+                .map_err(|error| ApiError::Internal(error.to_string()))?;
+            Ok(HttpResponse::build(status)
+                .insert_header((IDEMPOTENT_REPLAYED_HEADER, "true"))
+                .content_type("application/json")
+                .body(body))
         }
     }
 }

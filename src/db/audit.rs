@@ -113,55 +113,79 @@ pub fn event_hash(event: &EventRow) -> String {
     hex(&hasher.finalize())
 }
 
-/// Where a new event goes in its chain.
-#[derive(Debug, Clone)]
+/// Where a new event goes in its chain, and its global sequence.
+#[derive(Debug, Clone, QueryableByName)]
 pub struct Link {
     /// The new event's position.
+    #[diesel(sql_type = BigInt)]
     pub position: i64,
     /// The hash of the event before it.
+    #[diesel(sql_type = Text)]
     pub prev_hash: String,
+    /// The new event's global sequence.
+    #[diesel(sql_type = BigInt)]
+    pub sequence: i64,
 }
 
 /// Advances `key`'s head by one position, creating the chain on its first
-/// event, and locks the head row until the transaction ends (PostgreSQL:
-/// the UPDATE's row lock; SQLite: the write lock already held). Must run
-/// inside the event's write transaction; [`set_head_hash`] completes it.
+/// event, locks the head row until the transaction ends (PostgreSQL: the
+/// UPDATE's row lock; SQLite: the write lock already held), and takes the
+/// event's global sequence. Must run inside the event's write transaction;
+/// [`set_head_hash`] completes it.
 pub fn advance_chain(
     connection: &mut DbConnection,
     key: &str,
     at: NaiveDateTime,
 ) -> Result<Link, Error> {
-    let advance = |connection: &mut DbConnection| {
-        diesel::update(chain_heads::table.find(key))
-            .set((
-                chain_heads::position.eq(chain_heads::position + 1),
-                chain_heads::updated_at.eq(at),
-            ))
-            .execute(connection)
-    };
-    if advance(connection)? == 0 {
-        // Portable upsert: both databases read ON CONFLICT DO NOTHING, so two
-        // first events of one chain cannot both create it.
-        diesel::sql_query(
-            "INSERT INTO chain_heads (chain_key, position, hash, updated_at) \
-             VALUES ($1, 0, $2, $3) ON CONFLICT (chain_key) DO NOTHING",
-        )
-        .bind::<Text, _>(key)
-        .bind::<Text, _>(GENESIS_HASH)
-        .bind::<Timestamp, _>(at)
-        .execute(connection)?;
-        if advance(connection)? != 1 {
-            return Err(Error::Internal(format!("chain head {key} vanished")));
-        }
+    if let Some(link) = advance(connection, key, at)? {
+        return Ok(link);
     }
-    let (position, prev_hash) = chain_heads::table
-        .find(key)
-        .select((chain_heads::position, chain_heads::hash))
-        .first(connection)?;
-    Ok(Link {
-        position,
-        prev_hash,
-    })
+    // Portable upsert: both databases read ON CONFLICT DO NOTHING, so two
+    // first events of one chain cannot both create it.
+    diesel::sql_query(
+        "INSERT INTO chain_heads (chain_key, position, hash, updated_at) \
+         VALUES ($1, 0, $2, $3) ON CONFLICT (chain_key) DO NOTHING",
+    )
+    .bind::<Text, _>(key)
+    .bind::<Text, _>(GENESIS_HASH)
+    .bind::<Timestamp, _>(at)
+    .execute(connection)?;
+    advance(connection, key, at)?.ok_or_else(|| Error::missing(&format!("chain head {key}")))
+}
+
+/// One step of [`advance_chain`]: `None` when the chain has no head yet.
+fn advance(
+    connection: &mut DbConnection,
+    key: &str,
+    at: NaiveDateTime,
+) -> Result<Option<Link>, Error> {
+    let query = match connection {
+        // PostgreSQL-only: one round trip advances the head and takes the
+        // sequence. RETURNING runs after the row is updated, so the head is
+        // locked and the transaction has its id before the sequence value
+        // exists, which [`safe_as_of`] relies on.
+        DbConnection::Postgres(_) => format!(
+            "UPDATE chain_heads SET position = position + 1, updated_at = $1 \
+             WHERE chain_key = $2 \
+             RETURNING position, hash AS prev_hash, nextval('{EVENT_SEQUENCE_NAME}') AS sequence"
+        ),
+        // SQLite: the transaction holds the database's only write lock, so
+        // MAX + 1 is unique and in commit order.
+        DbConnection::Sqlite(_) => {
+            "UPDATE chain_heads SET position = position + 1, updated_at = $2 \
+             WHERE chain_key = $1 \
+             RETURNING position, hash AS prev_hash, \
+             (SELECT COALESCE(MAX(sequence), 0) + 1 FROM events) AS sequence"
+                .to_owned()
+        }
+    };
+    // SQLite numbers `$N` parameters in the order they first appear, not by
+    // N: every statement here names them in ascending order.
+    Ok(diesel::sql_query(query)
+        .bind::<Timestamp, _>(at)
+        .bind::<Text, _>(key)
+        .get_result(connection)
+        .optional()?)
 }
 
 /// Records the new head hash of `key`, in the event's transaction.
@@ -182,23 +206,6 @@ pub(super) struct NumberRow {
 struct SnapshotRow {
     #[diesel(sql_type = Text)]
     snapshot: String,
-}
-
-/// The next global event sequence. Call it after [`advance_chain`]: on
-/// PostgreSQL that UPDATE has given the transaction its id, which
-/// [`safe_as_of`] relies on (every holder of a sequence value is a
-/// transaction it can see in flight).
-pub fn next_sequence(connection: &mut DbConnection) -> Result<i64, Error> {
-    let query = match connection {
-        DbConnection::Postgres(_) => format!("SELECT nextval('{EVENT_SEQUENCE_NAME}') AS value"),
-        // SQLite: the transaction holds the database's only write lock, so
-        // MAX + 1 is unique and in commit order.
-        DbConnection::Sqlite(_) => {
-            "SELECT COALESCE(MAX(sequence), 0) + 1 AS value FROM events".to_owned()
-        }
-    };
-    let row: NumberRow = diesel::sql_query(query).get_result(connection)?;
-    Ok(row.value)
 }
 
 /// Creates what the chain needs that portable migrations cannot say: the
@@ -230,7 +237,7 @@ pub fn safe_as_of(connection: &mut DbConnection) -> Result<i64, Error> {
 
 /// PostgreSQL: read the sequence's last value L, then a snapshot; every
 /// transaction holding a value <= L had its transaction id before L was
-/// read (see [`next_sequence`]), so it is finished or listed in flight in
+/// read (see [`advance_chain`]), so it is finished or listed in flight in
 /// that snapshot. Once those listed have ended, nothing <= L can appear.
 fn postgres_safe_as_of(connection: &mut DbConnection) -> Result<i64, Error> {
     let last: NumberRow = diesel::sql_query(format!(
@@ -269,10 +276,7 @@ pub fn append(
 ) -> Result<(), Error> {
     let data = serde_json::to_string(data)?;
     let chain_key = chain_key(subject.problem_id);
-    // Order matters: advancing the chain locks its head (and, on PostgreSQL,
-    // gives the transaction its id) before the global sequence is taken.
     let link = advance_chain(connection, &chain_key, at)?;
-    let sequence = next_sequence(connection)?;
     let mut event = EventRow {
         id: new_id(),
         occurred_at: at,
@@ -283,7 +287,7 @@ pub fn append(
         team_id: subject.team_id.map(str::to_owned),
         problem_id: subject.problem_id.map(str::to_owned),
         data,
-        sequence: Some(sequence),
+        sequence: Some(link.sequence),
         chain_key: Some(chain_key.clone()),
         chain_position: Some(link.position),
         prev_hash: Some(link.prev_hash),

@@ -13,7 +13,7 @@
 //!   missing → `Internal` (a bug or corruption: never a 404).
 
 /// Every way storage can fail.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     /// A unique index refused the row.
     #[error("unique violation: {0}")]

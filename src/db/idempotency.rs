@@ -1,15 +1,27 @@
 //! Idempotency keys (draft-ietf-httpapi-idempotency-key-header), scoped to
-//! the caller. A key is claimed in a short transaction of its own (so a
-//! concurrent retry sees it in flight), then completed in the same
-//! transaction as the work it guards, so a stored response exists exactly
-//! when the work committed.
+//! the caller. A key is claimed, its work done and its response stored in
+//! one transaction: a stored key exists exactly when its work committed, so
+//! a crash leaves nothing behind and a retry after a restart gets its
+//! definitive answer at once.
+//!
+//! Two requests with one key at the same time: on PostgreSQL the second
+//! one's claim waits on the first one's uncommitted row (bounded by the
+//! statement timeout), then replays what the first stored, or runs if the
+//! first failed and rolled back. On SQLite every write goes through the
+//! one writer, so the second simply runs after the first.
+//!
+//! A key stored as `in_flight` by a committed transaction can only come
+//! from a process of an earlier version, which claimed keys in a
+//! transaction of their own: it answers "in flight" until
+//! [`IDEMPOTENCY_LOCK_TIMEOUT`] after its claim, then is taken over.
 
 use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
+use diesel::sql_types::{Text, Timestamp};
 
+use super::DbConnection;
 use super::Error;
 use super::schema::idempotency_keys;
-use super::{DbConnection, is_unique_violation};
 
 /// How long a key is remembered. A retry after this is a new request.
 pub const IDEMPOTENCY_KEY_TTL: Duration = Duration::hours(24);
@@ -46,7 +58,8 @@ struct KeyRow {
     locked_at: NaiveDateTime,
 }
 
-/// Claims `key` for a request with `fingerprint`, in its own transaction.
+/// Claims `key` for a request with `fingerprint`, inside the transaction
+/// that will do the work and [`complete`] the key.
 pub fn claim(
     connection: &mut DbConnection,
     caller_id: &str,
@@ -54,18 +67,32 @@ pub fn claim(
     fingerprint: &str,
     now: NaiveDateTime,
 ) -> Result<Claim, Error> {
-    let existing: Option<KeyRow> = idempotency_keys::table
+    // Portable upsert: both databases read ON CONFLICT DO NOTHING. On
+    // PostgreSQL it waits for a concurrent transaction holding the same key
+    // to end, so what is read next is that transaction's outcome.
+    let inserted = diesel::sql_query(
+        "INSERT INTO idempotency_keys \
+         (caller_id, idempotency_key, request_fingerprint, state, created_at, locked_at) \
+         VALUES ($1, $2, $3, 'in_flight', $4, $4) \
+         ON CONFLICT (caller_id, idempotency_key) DO NOTHING",
+    )
+    .bind::<Text, _>(caller_id)
+    .bind::<Text, _>(key)
+    .bind::<Text, _>(fingerprint)
+    .bind::<Timestamp, _>(now)
+    .execute(connection)?;
+    if inserted == 1 {
+        return Ok(Claim::Proceed);
+    }
+    let existing: KeyRow = idempotency_keys::table
         .find((caller_id, key))
         .select(KeyRow::as_select())
         .first(connection)
-        .optional()?;
-    let Some(existing) = existing else {
-        return insert_claim(connection, caller_id, key, fingerprint, now);
-    };
-    let target = idempotency_keys::table.find((caller_id, key));
+        .optional()?
+        .ok_or_else(|| Error::missing("a conflicting idempotency key"))?;
     if existing.created_at + IDEMPOTENCY_KEY_TTL < now {
-        diesel::delete(target).execute(connection)?;
-        return insert_claim(connection, caller_id, key, fingerprint, now);
+        take_over(connection, caller_id, key, fingerprint, now)?;
+        return Ok(Claim::Proceed);
     }
     if existing.request_fingerprint != fingerprint {
         return Ok(Claim::Reused);
@@ -82,38 +109,31 @@ pub fn claim(
         };
     }
     if existing.locked_at + IDEMPOTENCY_LOCK_TIMEOUT < now {
-        diesel::update(target)
-            .set(idempotency_keys::locked_at.eq(now))
-            .execute(connection)?;
+        take_over(connection, caller_id, key, fingerprint, now)?;
         return Ok(Claim::Proceed);
     }
     Ok(Claim::InFlight)
 }
 
-fn insert_claim(
+/// Makes an expired or abandoned key this request's, as if new.
+fn take_over(
     connection: &mut DbConnection,
     caller_id: &str,
     key: &str,
     fingerprint: &str,
     now: NaiveDateTime,
-) -> Result<Claim, Error> {
-    let inserted = diesel::insert_into(idempotency_keys::table)
-        .values((
-            idempotency_keys::caller_id.eq(caller_id),
-            idempotency_keys::idempotency_key.eq(key),
+) -> Result<(), Error> {
+    diesel::update(idempotency_keys::table.find((caller_id, key)))
+        .set((
             idempotency_keys::request_fingerprint.eq(fingerprint),
             idempotency_keys::state.eq("in_flight"),
+            idempotency_keys::response_status.eq(None::<i32>),
+            idempotency_keys::response_body.eq(None::<String>),
             idempotency_keys::created_at.eq(now),
             idempotency_keys::locked_at.eq(now),
         ))
-        .execute(connection);
-    match inserted {
-        Ok(_) => Ok(Claim::Proceed),
-        // PostgreSQL: a concurrent first request inserted the same key and
-        // committed while this one waited on the unique index.
-        Err(error) if is_unique_violation(&error) => Ok(Claim::InFlight),
-        Err(error) => Err(error.into()),
-    }
+        .execute(connection)?;
+    Ok(())
 }
 
 /// Stores the response of the work, inside the work's own transaction.
@@ -131,17 +151,6 @@ pub fn complete(
             idempotency_keys::response_body.eq(body),
         ))
         .execute(connection)?;
-    Ok(())
-}
-
-/// Gives a claimed key back after the work failed, so a retry runs it again.
-pub fn release(connection: &mut DbConnection, caller_id: &str, key: &str) -> Result<(), Error> {
-    diesel::delete(
-        idempotency_keys::table
-            .find((caller_id, key))
-            .filter(idempotency_keys::state.eq("in_flight")),
-    )
-    .execute(connection)?;
     Ok(())
 }
 

@@ -20,6 +20,7 @@ pub mod review_steps;
 pub mod schema;
 pub mod spends;
 pub mod teams;
+pub mod writer;
 
 use std::time::Duration;
 
@@ -29,6 +30,7 @@ use diesel::{Connection, PgConnection, SqliteConnection};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 pub use error::Error;
+pub use writer::{GROUP_COMMIT_UNITS_DEFAULT, GROUP_COMMIT_UNITS_MAX, Writer};
 
 /// Connections kept open per server process on PostgreSQL.
 pub const POSTGRES_POOL_SIZE: u32 = 10;
@@ -93,11 +95,9 @@ pub struct ConnectionManager {
     statement_timeout_ms: u128,
 }
 
-impl ManageConnection for ConnectionManager {
-    type Connection = DbConnection;
-    type Error = diesel::ConnectionError;
-
-    fn connect(&self) -> Result<DbConnection, Self::Error> {
+impl ConnectionManager {
+    /// Opens one connection with the per-connection settings applied.
+    fn open(&self) -> Result<DbConnection, diesel::ConnectionError> {
         match &self.url {
             DatabaseUrl::Postgres(url) => {
                 let mut connection = PgConnection::establish(url)?;
@@ -133,15 +133,49 @@ impl ManageConnection for ConnectionManager {
             }
         }
     }
+}
 
-    fn is_valid(&self, connection: &mut DbConnection) -> Result<(), Self::Error> {
-        connection
+/// A pooled connection and whether it failed in a way that may mean it is
+/// dead. Connections are not pinged on every checkout (a round trip per
+/// request); instead a unit of work that fails pings its connection once,
+/// and one that does not answer is dropped rather than returned to the pool.
+pub struct TrackedConnection {
+    connection: DbConnection,
+    broken: bool,
+}
+
+impl TrackedConnection {
+    /// Runs `work` on the connection; after a failure, checks that the
+    /// connection still answers and marks it for dropping if not.
+    fn run<T, E>(&mut self, work: impl FnOnce(&mut DbConnection) -> Result<T, E>) -> Result<T, E> {
+        let result = work(&mut self.connection);
+        if result.is_err() && !self.broken {
+            self.broken = self.connection.is_broken() || self.connection.ping().is_err();
+        }
+        result
+    }
+}
+
+impl ManageConnection for ConnectionManager {
+    type Connection = TrackedConnection;
+    type Error = diesel::ConnectionError;
+
+    fn connect(&self) -> Result<TrackedConnection, Self::Error> {
+        Ok(TrackedConnection {
+            connection: self.open()?,
+            broken: false,
+        })
+    }
+
+    fn is_valid(&self, pooled: &mut TrackedConnection) -> Result<(), Self::Error> {
+        pooled
+            .connection
             .ping()
             .map_err(diesel::ConnectionError::CouldntSetupConfiguration)
     }
 
-    fn has_broken(&self, connection: &mut DbConnection) -> bool {
-        connection.is_broken()
+    fn has_broken(&self, pooled: &mut TrackedConnection) -> bool {
+        pooled.broken || pooled.connection.is_broken()
     }
 }
 
@@ -159,6 +193,9 @@ pub struct PoolSettings {
     pub checkout_timeout: Duration,
     /// Longest one statement may run or wait for a lock.
     pub statement_timeout: Duration,
+    /// Most write units the SQLite writer commits together (1: every unit
+    /// commits alone, group commit off).
+    pub group_commit_units_max: usize,
 }
 
 impl Default for PoolSettings {
@@ -167,6 +204,7 @@ impl Default for PoolSettings {
             size: None,
             checkout_timeout: POOL_CHECKOUT_TIMEOUT,
             statement_timeout: STATEMENT_TIMEOUT,
+            group_commit_units_max: GROUP_COMMIT_UNITS_DEFAULT,
         }
     }
 }
@@ -174,7 +212,10 @@ impl Default for PoolSettings {
 /// A handle to the database shared by all requests of one process.
 #[derive(Clone)]
 pub struct Db {
+    /// Connections for reads (both databases) and writes (PostgreSQL).
     pool: Pool,
+    /// SQLite only: the one connection every write goes through.
+    writer: Option<Writer>,
     statement_timeout_ms: u128,
 }
 
@@ -200,25 +241,53 @@ impl Db {
                 SQLITE_POOL_SIZE
             }
         };
+        let manager = ConnectionManager {
+            url: url.clone(),
+            statement_timeout_ms: settings.statement_timeout.as_millis(),
+        };
+        let writer = match url {
+            DatabaseUrl::Postgres(_) => None,
+            DatabaseUrl::Sqlite(_) => {
+                let writer_manager = ConnectionManager {
+                    url: url.clone(),
+                    statement_timeout_ms: manager.statement_timeout_ms,
+                };
+                let connect = move || {
+                    writer_manager
+                        .open()
+                        .map_err(|error| Error::Unavailable(error.to_string()))
+                };
+                Some(
+                    Writer::start(connect, settings.group_commit_units_max)
+                        .map_err(|error| error.to_string())?,
+                )
+            }
+        };
         let pool = r2d2::Pool::builder()
             .max_size(settings.size.unwrap_or(default_size))
             .min_idle(Some(0))
             .connection_timeout(settings.checkout_timeout)
-            .test_on_check_out(true)
-            .build_unchecked(ConnectionManager {
-                url: url.clone(),
-                statement_timeout_ms: settings.statement_timeout.as_millis(),
-            });
+            // A ping per checkout is a round trip per request; a connection
+            // is checked after it fails instead (`TrackedConnection::run`).
+            .test_on_check_out(false)
+            .build_unchecked(manager);
         Ok(Self {
             pool,
+            writer,
             statement_timeout_ms: settings.statement_timeout.as_millis(),
         })
     }
 
+    /// Write units waiting for the SQLite writer now (always 0 on PostgreSQL).
+    #[must_use]
+    pub fn write_queue_depth(&self) -> usize {
+        self.writer.as_ref().map_or(0, Writer::queue_depth)
+    }
+
     /// Applies pending migrations.
     pub fn migrate(&self) -> Result<(), String> {
-        let mut connection = self.pool.get().map_err(|error| error.to_string())?;
-        migrate(&mut connection, self.statement_timeout_ms)
+        let mut pooled = self.pool.get().map_err(|error| error.to_string())?;
+        migrate(&mut pooled.connection, self.statement_timeout_ms)
     }
 
     /// Runs `work` on a pooled connection on the blocking thread pool, outside
@@ -231,18 +300,25 @@ impl Db {
         E: From<Error> + Send + 'static,
     {
         let pool = self.pool.clone();
-        blocking(move || work(&mut *checkout(&pool)?)).await
+        blocking(move || checkout(&pool)?.run(work)).await
     }
 
-    /// Runs `work` in one write transaction on the blocking thread pool.
+    /// Runs `work` as one write transaction: on SQLite through the writer
+    /// (committed together with the units queued beside it, each in its own
+    /// savepoint), on PostgreSQL on a pooled connection on the blocking
+    /// thread pool. Either way the answer comes after the commit.
     pub async fn write<T, E, F>(&self, work: F) -> Result<T, E>
     where
         F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
         E: From<Error> + Send + 'static,
     {
+        if let Some(writer) = &self.writer {
+            return writer.write(work).await;
+        }
         let pool = self.pool.clone();
-        blocking(move || write_transaction(&mut *checkout(&pool)?, work)).await
+        blocking(move || checkout(&pool)?.run(|connection| write_transaction(connection, work)))
+            .await
     }
 
     /// The same as [`Db::read`], for the CLI where no async runtime runs.
@@ -250,7 +326,7 @@ impl Db {
         &self,
         work: impl FnOnce(&mut DbConnection) -> Result<T, E>,
     ) -> Result<T, E> {
-        work(&mut *checkout(&self.pool)?)
+        checkout(&self.pool)?.run(work)
     }
 
     /// The same as [`Db::write`], for the CLI where no async runtime runs.
@@ -258,7 +334,7 @@ impl Db {
         &self,
         work: impl FnOnce(&mut DbConnection) -> Result<T, E>,
     ) -> Result<T, E> {
-        write_transaction(&mut *checkout(&self.pool)?, work)
+        checkout(&self.pool)?.run(|connection| write_transaction(connection, work))
     }
 }
 
@@ -279,21 +355,27 @@ fn checkout(pool: &Pool) -> Result<r2d2::PooledConnection<ConnectionManager>, Er
         .map_err(|error| Error::Unavailable(error.to_string()))
 }
 
+/// Begins a transaction that holds the write lock from its first statement.
+pub(crate) fn begin_write(connection: &mut DbConnection) -> Result<(), Error> {
+    let begun = match connection {
+        DbConnection::Postgres(inner) => AnsiTransactionManager::begin_transaction(inner),
+        // SQLite-only: a plain BEGIN takes the write lock at the first write and
+        // fails with SQLITE_BUSY if another writer (the CLI, another process)
+        // got there first; BEGIN IMMEDIATE takes it up front so busy_timeout
+        // queues writers instead.
+        DbConnection::Sqlite(inner) => {
+            AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN IMMEDIATE")
+        }
+    };
+    begun.map_err(Error::from)
+}
+
 /// Runs `work` in a transaction that holds the write lock from its first statement.
 pub fn write_transaction<T, E: From<Error>>(
     connection: &mut DbConnection,
     work: impl FnOnce(&mut DbConnection) -> Result<T, E>,
 ) -> Result<T, E> {
-    let begun = match connection {
-        DbConnection::Postgres(inner) => AnsiTransactionManager::begin_transaction(inner),
-        // SQLite-only: a plain BEGIN takes the write lock at the first write and
-        // fails with SQLITE_BUSY if another writer got there first; BEGIN
-        // IMMEDIATE takes it up front so busy_timeout queues writers instead.
-        DbConnection::Sqlite(inner) => {
-            AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN IMMEDIATE")
-        }
-    };
-    begun.map_err(|error| E::from(error.into()))?;
+    begin_write(connection).map_err(E::from)?;
     match work(connection) {
         Ok(value) => {
             <DbConnection as Connection>::TransactionManager::commit_transaction(connection)

@@ -3,7 +3,7 @@
 //! never a sum over history, and as race-free as the per-problem limit.
 
 use diesel::prelude::*;
-use diesel::sql_types::Text;
+use diesel::sql_types::{BigInt, Nullable, Text};
 
 use super::DbConnection;
 use super::Error;
@@ -21,46 +21,34 @@ pub struct PeriodKey<'a> {
     pub currency: &'a str,
 }
 
-/// Makes sure the row exists (at zero) so the guarded update below has a
-/// row to guard. Run before any other write of the transaction: on
-/// PostgreSQL a concurrent insert of the same key waits for this one.
-pub fn ensure(connection: &mut DbConnection, key: PeriodKey<'_>) -> Result<(), Error> {
-    // Portable SQL: diesel's MultiConnection has no ON CONFLICT builder, and
-    // both PostgreSQL and SQLite (3.24+) accept this statement as written.
-    diesel::sql_query(
-        "INSERT INTO period_totals (person_id, period, currency, autonomous_minor) \
-         VALUES ($1, $2, $3, 0) ON CONFLICT (person_id, period, currency) DO NOTHING",
-    )
-    .bind::<Text, _>(key.person_id)
-    .bind::<Text, _>(key.period)
-    .bind::<Text, _>(key.currency)
-    .execute(connection)?;
-    Ok(())
-}
-
 /// Adds an autonomous spend to the period total only if it stays inside
-/// `allowance_minor` (`None`: no allowance, always added). Returns whether
-/// it was added. PostgreSQL re-checks the condition on the newest row
-/// version after a concurrent writer commits; SQLite runs one writer.
+/// `allowance_minor` (`None`: no allowance, always added), creating the
+/// month's row on its first spend. Returns whether it was added. One
+/// statement: PostgreSQL waits for a concurrent insert or update of the
+/// same row and re-checks the condition on its newest version; SQLite runs
+/// one writer.
 pub fn try_consume(
     connection: &mut DbConnection,
     key: PeriodKey<'_>,
     amount_minor: i64,
     allowance_minor: Option<i64>,
 ) -> Result<bool, Error> {
-    let target = period_totals::table
-        .filter(period_totals::person_id.eq(key.person_id))
-        .filter(period_totals::period.eq(key.period))
-        .filter(period_totals::currency.eq(key.currency));
-    let set = period_totals::autonomous_minor.eq(period_totals::autonomous_minor + amount_minor);
-    let changed = match allowance_minor {
-        Some(allowance) => diesel::update(
-            target.filter((period_totals::autonomous_minor + amount_minor).le(allowance)),
-        )
-        .set(set)
-        .execute(connection)?,
-        None => diesel::update(target).set(set).execute(connection)?,
-    };
+    // Portable SQL: diesel's MultiConnection has no ON CONFLICT builder, and
+    // both PostgreSQL and SQLite (3.24+) accept this upsert as written (the
+    // SELECT's WHERE is what lets SQLite parse ON CONFLICT after it).
+    let changed = diesel::sql_query(
+        "INSERT INTO period_totals (person_id, period, currency, autonomous_minor) \
+         SELECT $1, $2, $3, $4 WHERE $5 IS NULL OR $4 <= $5 \
+         ON CONFLICT (person_id, period, currency) DO UPDATE \
+         SET autonomous_minor = period_totals.autonomous_minor + excluded.autonomous_minor \
+         WHERE $5 IS NULL OR period_totals.autonomous_minor + excluded.autonomous_minor <= $5",
+    )
+    .bind::<Text, _>(key.person_id)
+    .bind::<Text, _>(key.period)
+    .bind::<Text, _>(key.currency)
+    .bind::<BigInt, _>(amount_minor)
+    .bind::<Nullable<BigInt>, _>(allowance_minor)
+    .execute(connection)?;
     Ok(changed == 1)
 }
 

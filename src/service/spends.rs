@@ -255,7 +255,6 @@ fn apply_limit_rule(
     rule: &LimitRule<'_>,
 ) -> Result<Judgement, Error> {
     let amount_minor = rule.amount_minor;
-    period_totals::ensure(connection, rule.period)?;
     if rule.acknowledged
         && problems::try_approve_within_limit(connection, rule.problem_id, amount_minor)?
     {
