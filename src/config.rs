@@ -217,6 +217,16 @@ pub struct LimitSettings {
         global = true
     )]
     pub group_commit_units_max: u64,
+    /// PostgreSQL: send this process's writes through one writer connection
+    /// that commits the waiting requests together, as on SQLite.
+    #[arg(
+        long,
+        env = "LEEWAY_GROUP_COMMIT_POSTGRES",
+        default_value_t = false,
+        action = clap::ArgAction::Set,
+        global = true
+    )]
+    pub group_commit_postgres: bool,
     /// Sustained requests per second per caller (token subject), per process.
     #[arg(
         long,
@@ -321,6 +331,7 @@ impl Limits {
                 statement_timeout: Duration::from_millis(settings.db_statement_timeout_ms),
                 group_commit_units_max: usize::try_from(settings.group_commit_units_max)
                     .unwrap_or(GROUP_COMMIT_UNITS_MAX),
+                group_commit_postgres: settings.group_commit_postgres,
             },
         }
     }

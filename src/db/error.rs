@@ -37,11 +37,16 @@ impl Error {
 }
 
 /// The statement messages that mean "ran or waited past the statement
-/// timeout": PostgreSQL cancels the statement, SQLite gives up waiting for
-/// the write lock after `busy_timeout`.
-const TIMEOUT_MESSAGES: [&str; 2] = [
+/// timeout" (PostgreSQL cancels the statement, SQLite gives up waiting for
+/// the write lock after `busy_timeout`) or "gave up a lock wait that could
+/// never end": worth a retry, so 503.
+const TIMEOUT_MESSAGES: [&str; 3] = [
     "canceling statement due to statement timeout",
     "database is locked",
+    // PostgreSQL broke a lock cycle by failing this statement (two
+    // processes' batches under group commit can lock rows in either
+    // order); the request may be retried.
+    "deadlock detected",
 ];
 
 impl From<diesel::result::Error> for Error {

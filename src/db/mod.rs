@@ -196,6 +196,10 @@ pub struct PoolSettings {
     /// Most write units the SQLite writer commits together (1: every unit
     /// commits alone, group commit off).
     pub group_commit_units_max: usize,
+    /// PostgreSQL: whether writes go through one writer with group commit
+    /// too (off by default: one transaction per request on its own pooled
+    /// connection).
+    pub group_commit_postgres: bool,
 }
 
 impl Default for PoolSettings {
@@ -205,6 +209,7 @@ impl Default for PoolSettings {
             checkout_timeout: POOL_CHECKOUT_TIMEOUT,
             statement_timeout: STATEMENT_TIMEOUT,
             group_commit_units_max: GROUP_COMMIT_UNITS_DEFAULT,
+            group_commit_postgres: false,
         }
     }
 }
@@ -212,9 +217,10 @@ impl Default for PoolSettings {
 /// A handle to the database shared by all requests of one process.
 #[derive(Clone)]
 pub struct Db {
-    /// Connections for reads (both databases) and writes (PostgreSQL).
+    /// Connections for reads, and for writes when there is no writer.
     pool: Pool,
-    /// SQLite only: the one connection every write goes through.
+    /// The one connection every write goes through, with group commit:
+    /// always on SQLite, on PostgreSQL when configured.
     writer: Option<Writer>,
     statement_timeout_ms: u128,
 }
@@ -245,23 +251,26 @@ impl Db {
             url: url.clone(),
             statement_timeout_ms: settings.statement_timeout.as_millis(),
         };
-        let writer = match url {
-            DatabaseUrl::Postgres(_) => None,
-            DatabaseUrl::Sqlite(_) => {
-                let writer_manager = ConnectionManager {
-                    url: url.clone(),
-                    statement_timeout_ms: manager.statement_timeout_ms,
-                };
-                let connect = move || {
-                    writer_manager
-                        .open()
-                        .map_err(|error| Error::Unavailable(error.to_string()))
-                };
-                Some(
-                    Writer::start(connect, settings.group_commit_units_max)
-                        .map_err(|error| error.to_string())?,
-                )
-            }
+        let uses_writer = match url {
+            DatabaseUrl::Postgres(_) => settings.group_commit_postgres,
+            DatabaseUrl::Sqlite(_) => true,
+        };
+        let writer = if uses_writer {
+            let writer_manager = ConnectionManager {
+                url: url.clone(),
+                statement_timeout_ms: manager.statement_timeout_ms,
+            };
+            let connect = move || {
+                writer_manager
+                    .open()
+                    .map_err(|error| Error::Unavailable(error.to_string()))
+            };
+            Some(
+                Writer::start(connect, settings.group_commit_units_max)
+                    .map_err(|error| error.to_string())?,
+            )
+        } else {
+            None
         };
         let pool = r2d2::Pool::builder()
             .max_size(settings.size.unwrap_or(default_size))
@@ -278,7 +287,7 @@ impl Db {
         })
     }
 
-    /// Write units waiting for the SQLite writer now (always 0 on PostgreSQL).
+    /// Write units waiting for the writer now (0 without one).
     #[must_use]
     pub fn write_queue_depth(&self) -> usize {
         self.writer.as_ref().map_or(0, Writer::queue_depth)
@@ -303,9 +312,9 @@ impl Db {
         blocking(move || checkout(&pool)?.run(work)).await
     }
 
-    /// Runs `work` as one write transaction: on SQLite through the writer
-    /// (committed together with the units queued beside it, each in its own
-    /// savepoint), on PostgreSQL on a pooled connection on the blocking
+    /// Runs `work` as one write transaction: through the writer when there
+    /// is one (committed together with the units queued beside it, each in
+    /// its own savepoint), otherwise on a pooled connection on the blocking
     /// thread pool. Either way the answer comes after the commit.
     pub async fn write<T, E, F>(&self, work: F) -> Result<T, E>
     where

@@ -1,21 +1,24 @@
-//! The SQLite writer: the one connection that writes to an embedded
-//! database, fed by a bounded queue, committing the units that wait
-//! together (group commit).
+//! The writer: the one connection that writes to an embedded SQLite
+//! database (and, when configured, to PostgreSQL), fed by a bounded queue,
+//! committing the units that wait together (group commit).
 //!
 //! Why: SQLite admits one writer at a time. Pooled connections competing
 //! for that lock through `busy_timeout` back off with sleeps, which gave
 //! second-long latency tails under a handful of users. One writer thread
 //! never competes with itself, and committing every waiting unit in one
 //! transaction pays the `synchronous=FULL` fsync once per batch instead of
-//! once per request.
+//! once per request. On PostgreSQL the same trade is optional
+//! (`LEEWAY_GROUP_COMMIT_POSTGRES`): one commit per batch instead of one per
+//! request, at the price that a unit waiting on a row lock held by another
+//! process holds up the units behind it (bounded by the statement timeout).
 //!
 //! How a batch runs: the writer takes the first unit from the queue, then
 //! whatever else is already waiting (up to the batch maximum), opens one
-//! `BEGIN IMMEDIATE` transaction, runs each unit inside a SAVEPOINT of its
-//! own (a unit that fails rolls back alone; its neighbours keep their
-//! work), commits once, and only then answers every unit. No request hears
-//! "done" before its commit is durable; if the commit fails, every unit of
-//! the batch hears that it failed and nothing of it is stored.
+//! write transaction (`BEGIN IMMEDIATE` on SQLite), runs each unit inside a
+//! SAVEPOINT of its own (a unit that fails rolls back alone; its neighbours
+//! keep their work), commits once, and only then answers every unit. No
+//! request hears "done" before its commit is durable; if the commit fails,
+//! every unit of the batch hears that it failed and nothing of it is stored.
 //!
 //! A full queue refuses at once with [`Error::Unavailable`] (503 with
 //! `Retry-After`), so a burst never hangs requests.
@@ -126,7 +129,7 @@ impl Writer {
         let thread_depth = Arc::clone(&depth);
         let units_per_commit_max = units_per_commit_max.clamp(1, GROUP_COMMIT_UNITS_MAX);
         std::thread::Builder::new()
-            .name("leeway-sqlite-writer".to_owned())
+            .name("leeway-writer".to_owned())
             .spawn(move || write_loop(&units, &thread_depth, &connect, units_per_commit_max))
             .map_err(|error| Error::Internal(format!("cannot start the writer: {error}")))?;
         Ok(Self { queue, depth })

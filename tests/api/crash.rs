@@ -45,7 +45,7 @@ struct Attempt {
 #[actix_web::test]
 async fn sqlite() {
     let dir = tempfile::tempdir().unwrap();
-    survives_kills(dir.path(), None).await;
+    survives_kills(dir.path(), None, &UNLIMITED_RATE).await;
 }
 
 #[cfg(unix)]
@@ -55,12 +55,30 @@ async fn postgres() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    survives_kills(dir.path(), Some(&database.url)).await;
+    survives_kills(dir.path(), Some(&database.url), &UNLIMITED_RATE).await;
+}
+
+/// PostgreSQL with group commit on: a kill mid-batch loses no acknowledged
+/// spend and leaves no part of a batch behind.
+#[cfg(unix)]
+#[actix_web::test]
+async fn postgres_group_commit() {
+    let Some(database) = PostgresDatabase::create() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = UNLIMITED_RATE.to_vec();
+    settings.push(("LEEWAY_GROUP_COMMIT_POSTGRES", "true"));
+    survives_kills(dir.path(), Some(&database.url), &settings).await;
 }
 
 /// `server_database_url` is what the binary is given (`None`: its default
-/// SQLite file).
-async fn survives_kills(data_dir: &Path, server_database_url: Option<&str>) {
+/// SQLite file), `settings` the environment it serves with.
+async fn survives_kills(
+    data_dir: &Path,
+    server_database_url: Option<&str>,
+    settings: &[(&str, &str)],
+) {
     let cli = Leeway::new(data_dir, server_database_url);
     cli.run(&["bootstrap", "--subject", "admin", "--name", "Ada Admin"]);
     let admin = cli.token("admin");
@@ -70,7 +88,7 @@ async fn survives_kills(data_dir: &Path, server_database_url: Option<&str>) {
         .collect();
     let client = binary::client();
 
-    let server = cli.serve(&UNLIMITED_RATE);
+    let server = cli.serve(settings);
     seed_org(&client, &server.base_url(), &admin).await;
     let mut problems = HashMap::new();
     for caller in CALLERS {
@@ -79,7 +97,7 @@ async fn survives_kills(data_dir: &Path, server_database_url: Option<&str>) {
     }
 
     let (mut server, attempts) =
-        kill_under_traffic(&cli, server, &client, &tokens, &problems).await;
+        kill_under_traffic(&cli, server, settings, &client, &tokens, &problems).await;
     let base_url = server.base_url();
     assert!(
         attempts
@@ -138,6 +156,7 @@ async fn survives_kills(data_dir: &Path, server_database_url: Option<&str>) {
 async fn kill_under_traffic(
     cli: &Leeway,
     mut server: Server,
+    settings: &[(&str, &str)],
     client: &reqwest::Client,
     tokens: &HashMap<&str, String>,
     problems: &HashMap<&str, String>,
@@ -169,7 +188,7 @@ async fn kill_under_traffic(
             "round {round}: killed after {kill_after_ms} ms; {} attempts so far, {acknowledged} acknowledged",
             attempts.len()
         );
-        server = cli.serve(&UNLIMITED_RATE);
+        server = cli.serve(settings);
     }
     (server, attempts)
 }

@@ -6,8 +6,9 @@ use leeway::db::schema::idempotency_keys;
 use reqwest::Method;
 use serde_json::json;
 
-use crate::backend_tests;
+use crate::helpers::TestApp;
 use crate::helpers::spend_body;
+use crate::{backend_tests, configured_backend_tests};
 
 /// Requests sent at once in the concurrency tests.
 const DUPLICATES: usize = 8;
@@ -66,71 +67,6 @@ backend_tests! {
         app.send_with(Method::POST, &path, Some("sam"), Some(&body), &[("idempotency-key", "")]).await.assert_problem(422, "validation_failed");
     }
 
-    async fn duplicates_sent_at_once_make_one_spend_and_all_get_its_answer(app: TestApp) {
-        app.org().await;
-        let problem = app.open_problem("sam", "Double tap").await;
-        let path = format!("/v1/problems/{problem}/spends");
-        let body = spend_body("42.00");
-        let key = [("idempotency-key", "double-tap")];
-        let answers = join_all((0..DUPLICATES).map(|_| {
-            app.send_with(Method::POST, &path, Some("sam"), Some(&body), &key)
-        }))
-        .await;
-        // Nobody is told "in flight": a duplicate waits for the first
-        // (PostgreSQL) or runs after it (the SQLite writer), then replays.
-        for answer in &answers {
-            assert_eq!(answer.status, 201, "{}", answer.body);
-            assert_eq!(answer.body, answers[0].body);
-        }
-        let replayed = answers
-            .iter()
-            .filter(|answer| answer.header("idempotent-replayed") == Some("true"))
-            .count();
-        assert_eq!(replayed, DUPLICATES - 1);
-        let spends = app.get("sam", &format!("/v1/spends?problem_id={problem}")).await;
-        assert_eq!(spends.body["items"].as_array().unwrap().len(), 1);
-        assert_eq!(app.get("sam", &format!("/v1/problems/{problem}")).await.body["approved"]["amount"], "42.00");
-    }
-
-    async fn refused_spends_beside_good_ones_roll_back_alone(app: TestApp) {
-        app.org().await;
-        let open = app.open_problem("sam", "Still open").await;
-        let closed = app.open_problem("sam", "Closed early").await;
-        app.post("sam", &format!("/v1/problems/{closed}/close"), &json!({})).await;
-        // Sent at once, so the SQLite writer commits good and refused
-        // spends in shared batches: every refusal must undo only its own
-        // work (its idempotency claim included), never a neighbour's.
-        let app = &app;
-        let answers = join_all((0..DUPLICATES * 2).map(|n| {
-            let problem = if n % 2 == 0 { &open } else { &closed };
-            let path = format!("/v1/problems/{problem}/spends");
-            let key = format!("mixed-{n}");
-            async move {
-                app.send_with(Method::POST, &path, Some("sam"), Some(&spend_body("1.00")), &[("idempotency-key", &key)]).await
-            }
-        }))
-        .await;
-        for (n, answer) in answers.iter().enumerate() {
-            if n % 2 == 0 {
-                assert_eq!(answer.status, 201, "{}", answer.body);
-            } else {
-                answer.assert_problem(409, "problem_closed");
-            }
-        }
-        let logged = app.get("sam", &format!("/v1/spends?problem_id={open}")).await;
-        assert_eq!(logged.body["items"].as_array().unwrap().len(), DUPLICATES);
-        assert_eq!(app.get("sam", &format!("/v1/problems/{open}")).await.body["approved"]["amount"], format!("{DUPLICATES}.00"));
-        let refused = app.get("sam", &format!("/v1/spends?problem_id={closed}")).await;
-        assert_eq!(refused.body["items"], json!([]));
-        let claimed: i64 = app
-            .db
-            .read_blocking(|connection| {
-                Ok::<_, leeway::db::Error>(idempotency_keys::table.count().get_result(connection)?)
-            })
-            .unwrap();
-        assert_eq!(usize::try_from(claimed).unwrap(), DUPLICATES, "a refused request left its key behind");
-    }
-
     async fn a_failed_request_releases_its_key(app: TestApp) {
         app.org().await;
         let problem = app.open_problem("sam", "Closed soon").await;
@@ -179,4 +115,122 @@ backend_tests! {
         assert_eq!(again.header("idempotent-replayed"), None);
         assert_eq!(app.get("sam", &format!("/v1/spends?problem_id={problem}")).await.body["items"].as_array().unwrap().len(), 2);
     }
+}
+
+/// Identical keyed spends sent at once: nobody is told "in flight"; a
+/// duplicate waits for the first (PostgreSQL) or runs after it (the
+/// writer), then replays.
+async fn duplicates_sent_at_once_make_one_spend_and_all_get_its_answer(app: TestApp) {
+    app.org().await;
+    let problem = app.open_problem("sam", "Double tap").await;
+    let path = format!("/v1/problems/{problem}/spends");
+    let body = spend_body("42.00");
+    let key = [("idempotency-key", "double-tap")];
+    let answers = join_all(
+        (0..DUPLICATES).map(|_| app.send_with(Method::POST, &path, Some("sam"), Some(&body), &key)),
+    )
+    .await;
+    for answer in &answers {
+        assert_eq!(answer.status, 201, "{}", answer.body);
+        assert_eq!(answer.body, answers[0].body);
+    }
+    let replayed = answers
+        .iter()
+        .filter(|answer| answer.header("idempotent-replayed") == Some("true"))
+        .count();
+    assert_eq!(replayed, DUPLICATES - 1);
+    let spends = app
+        .get("sam", &format!("/v1/spends?problem_id={problem}"))
+        .await;
+    assert_eq!(spends.body["items"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        app.get("sam", &format!("/v1/problems/{problem}"))
+            .await
+            .body["approved"]["amount"],
+        "42.00"
+    );
+}
+
+/// Good and refused spends sent at once, so the writer commits them in
+/// shared batches: every refusal undoes only its own work (its idempotency
+/// claim included), never a neighbour's.
+async fn refused_spends_beside_good_ones_roll_back_alone(app: TestApp) {
+    app.org().await;
+    let open = app.open_problem("sam", "Still open").await;
+    let closed = app.open_problem("sam", "Closed early").await;
+    app.post("sam", &format!("/v1/problems/{closed}/close"), &json!({}))
+        .await;
+    let app = &app;
+    let answers = join_all((0..DUPLICATES * 2).map(|n| {
+        let problem = if n % 2 == 0 { &open } else { &closed };
+        let path = format!("/v1/problems/{problem}/spends");
+        let key = format!("mixed-{n}");
+        async move {
+            app.send_with(
+                Method::POST,
+                &path,
+                Some("sam"),
+                Some(&spend_body("1.00")),
+                &[("idempotency-key", &key)],
+            )
+            .await
+        }
+    }))
+    .await;
+    for (n, answer) in answers.iter().enumerate() {
+        if n % 2 == 0 {
+            assert_eq!(answer.status, 201, "{}", answer.body);
+        } else {
+            answer.assert_problem(409, "problem_closed");
+        }
+    }
+    let logged = app
+        .get("sam", &format!("/v1/spends?problem_id={open}"))
+        .await;
+    assert_eq!(logged.body["items"].as_array().unwrap().len(), DUPLICATES);
+    assert_eq!(
+        app.get("sam", &format!("/v1/problems/{open}")).await.body["approved"]["amount"],
+        format!("{DUPLICATES}.00")
+    );
+    let refused = app
+        .get("sam", &format!("/v1/spends?problem_id={closed}"))
+        .await;
+    assert_eq!(refused.body["items"], json!([]));
+    let claimed: i64 = app
+        .db
+        .read_blocking(|connection| {
+            Ok::<_, leeway::db::Error>(idempotency_keys::table.count().get_result(connection)?)
+        })
+        .unwrap();
+    assert_eq!(
+        usize::try_from(claimed).unwrap(),
+        DUPLICATES,
+        "a refused request left its key behind"
+    );
+}
+
+fn default_settings(_: &mut leeway::config::Config) {}
+
+configured_backend_tests!(default_settings =>
+    duplicates_sent_at_once_make_one_spend_and_all_get_its_answer,
+    refused_spends_beside_good_ones_roll_back_alone,
+);
+
+/// The same on PostgreSQL with group commit on (SQLite always has it).
+mod with_group_commit_on_postgres {
+    use crate::helpers::TestApp;
+
+    fn group_commit(config: &mut leeway::config::Config) {
+        config.limits.pool.group_commit_postgres = true;
+    }
+
+    async fn duplicates(app: TestApp) {
+        super::duplicates_sent_at_once_make_one_spend_and_all_get_its_answer(app).await;
+    }
+
+    async fn refusals_roll_back_alone(app: TestApp) {
+        super::refused_spends_beside_good_ones_roll_back_alone(app).await;
+    }
+
+    crate::configured_backend_tests!(group_commit => duplicates, refusals_roll_back_alone);
 }
