@@ -16,7 +16,7 @@ use actix_web::web::Bytes;
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
-use super::streaming::{EventJson, csv_line, respond, stream_pages};
+use super::streaming::{EventJson, csv_line, push_csv_line, respond, stream_pages};
 use super::types::{parse_date, parse_query_id, parse_status, parse_time, stored_money};
 use crate::db::Db;
 use crate::domain::access::Caller;
@@ -133,35 +133,42 @@ impl SpendExportJson {
         })
     }
 
-    fn cells(&self) -> [String; 23] {
-        let text = |value: &Option<String>| value.clone().unwrap_or_default();
-        [
-            self.spend_id.clone(),
-            self.problem_id.clone(),
-            self.team_id.clone(),
-            self.owner_id.clone(),
-            self.logged_by.clone(),
-            self.logged_at.clone(),
-            self.spent_on.clone(),
-            self.amount.clone(),
-            self.currency.clone(),
-            text(&self.approved_amount),
-            self.status.clone(),
-            text(&self.overrun),
-            text(&self.flag_reasons),
-            text(&self.reviewer_id),
-            text(&self.decided_by),
-            text(&self.decided_at),
-            text(&self.policy_team_id),
-            self.policy_version
-                .map(|v| v.to_string())
-                .unwrap_or_default(),
-            self.merchant.clone(),
-            self.description.clone(),
-            text(&self.category),
-            text(&self.voided_at),
-            self.as_of_sequence.to_string(),
-        ]
+    /// Appends the CSV record: cells borrowed, only the two numbers rendered.
+    fn push_csv(&self, out: &mut Vec<u8>) {
+        fn text(value: Option<&String>) -> &str {
+            value.map_or("", String::as_str)
+        }
+        let policy_version = self
+            .policy_version
+            .map(|version| version.to_string())
+            .unwrap_or_default();
+        let as_of_sequence = self.as_of_sequence.to_string();
+        let cells: [&str; 23] = [
+            &self.spend_id,
+            &self.problem_id,
+            &self.team_id,
+            &self.owner_id,
+            &self.logged_by,
+            &self.logged_at,
+            &self.spent_on,
+            &self.amount,
+            &self.currency,
+            text(self.approved_amount.as_ref()),
+            &self.status,
+            text(self.overrun.as_ref()),
+            text(self.flag_reasons.as_ref()),
+            text(self.reviewer_id.as_ref()),
+            text(self.decided_by.as_ref()),
+            text(self.decided_at.as_ref()),
+            text(self.policy_team_id.as_ref()),
+            &policy_version,
+            &self.merchant,
+            &self.description,
+            text(self.category.as_ref()),
+            text(self.voided_at.as_ref()),
+            &as_of_sequence,
+        ];
+        push_csv_line(out, &cells);
     }
 }
 
@@ -247,20 +254,21 @@ async fn spend_export(
         .await?)
 }
 
-/// Streams the spends of `export`, each rendered by `render`.
+/// Expected bytes of one exported spend, to size a page's buffer once.
+const SPEND_BYTES_ESTIMATE: usize = 512;
+
+/// Streams the spends of `export`, each appended to its page by `render`.
 fn spend_stream(
     db: Db,
     export: SpendExport,
     header: String,
-    render: fn(&SpendExportJson) -> Result<Option<String>, ApiError>,
+    render: fn(&SpendExportJson, &mut Vec<u8>) -> Result<(), ApiError>,
 ) -> impl futures_util::Stream<Item = Result<Bytes, ApiError>> {
     stream_pages(db, header, None::<String>, move |connection, after| {
         let (rows, next) = exports::spends_page(connection, &export, after.as_deref())?;
-        let mut chunk = String::new();
+        let mut chunk = Vec::with_capacity(rows.len() * SPEND_BYTES_ESTIMATE);
         for row in rows {
-            if let Some(text) = render(&SpendExportJson::from_row(row)?)? {
-                chunk.push_str(&text);
-            }
+            render(&SpendExportJson::from_row(row)?, &mut chunk)?;
         }
         Ok((chunk, next.map(Some)))
     })
@@ -278,7 +286,10 @@ pub async fn spends_csv(
         state.db.clone(),
         export,
         csv_line(&SPEND_COLUMNS),
-        |spend| Ok(Some(csv_line(&spend.cells()))),
+        |spend, out| {
+            spend.push_csv(out);
+            Ok(())
+        },
     );
     Ok(respond(
         "text/csv; charset=utf-8; header=present",
@@ -296,11 +307,11 @@ pub async fn spends_jsonl(
 ) -> Result<HttpResponse, ApiError> {
     let export = spend_export(&state.db, caller, query.into_inner()).await?;
     let as_of = export.as_of();
-    let body = spend_stream(state.db.clone(), export, String::new(), |spend| {
-        let mut line =
-            serde_json::to_string(spend).map_err(|error| ApiError::Internal(error.to_string()))?;
-        line.push('\n');
-        Ok(Some(line))
+    let body = spend_stream(state.db.clone(), export, String::new(), |spend, out| {
+        serde_json::to_writer(&mut *out, spend)
+            .map_err(|error| ApiError::Internal(error.to_string()))?;
+        out.push(b'\n');
+        Ok(())
     });
     Ok(respond("application/jsonl", "spends.jsonl", as_of, body))
 }
@@ -314,8 +325,11 @@ pub async fn journal_beancount(
     let export = spend_export(&state.db, caller, query.into_inner()).await?;
     let as_of = export.as_of();
     let header = format!("{BEANCOUNT_HEADER}; as_of {as_of}\n");
-    let body = spend_stream(state.db.clone(), export, header, |spend| {
-        Ok(beancount_entry(spend))
+    let body = spend_stream(state.db.clone(), export, header, |spend, out| {
+        if let Some(entry) = beancount_entry(spend) {
+            out.extend_from_slice(entry.as_bytes());
+        }
+        Ok(())
     });
     Ok(respond(
         "text/plain; charset=utf-8",
@@ -367,12 +381,11 @@ pub async fn events_jsonl(
         0,
         move |connection, after| {
             let (rows, next) = exports::events_page(connection, &export, after)?;
-            let mut chunk = String::with_capacity(rows.len() * 512);
+            let mut chunk = Vec::with_capacity(rows.len() * SPEND_BYTES_ESTIMATE);
             for row in rows {
-                let line = serde_json::to_string(&EventJson::from_row(row)?)
+                serde_json::to_writer(&mut chunk, &EventJson::from_row(row)?)
                     .map_err(|error| ApiError::Internal(error.to_string()))?;
-                chunk.push_str(&line);
-                chunk.push('\n');
+                chunk.push(b'\n');
             }
             Ok((chunk, next))
         },

@@ -66,34 +66,57 @@ impl EventJson {
 /// quoted (RFC 4180) when it holds a comma, quote, CR or LF.
 #[must_use]
 pub fn csv_cell(value: &str) -> String {
-    let value = if value.starts_with(FORMULA_PREFIXES) {
-        format!("'{value}")
+    let mut cell = Vec::with_capacity(value.len() + 3);
+    push_csv_cell(&mut cell, value);
+    String::from_utf8(cell).unwrap_or_default()
+}
+
+/// Appends [`csv_cell`] of `value` to `out` without allocating.
+pub fn push_csv_cell(out: &mut Vec<u8>, value: &str) {
+    let neutralise = value.starts_with(FORMULA_PREFIXES);
+    let quote = value.contains([',', '"', '\r', '\n']);
+    if quote {
+        out.push(b'"');
+    }
+    if neutralise {
+        out.push(b'\'');
+    }
+    if quote {
+        for part in value.split('"').enumerate() {
+            if part.0 > 0 {
+                out.extend_from_slice(b"\"\"");
+            }
+            out.extend_from_slice(part.1.as_bytes());
+        }
+        out.push(b'"');
     } else {
-        value.to_owned()
-    };
-    if value.contains([',', '"', '\r', '\n']) {
-        format!("\"{}\"", value.replace('"', "\"\""))
-    } else {
-        value
+        out.extend_from_slice(value.as_bytes());
     }
 }
 
 /// One CSV record with its CRLF.
 pub fn csv_line<S: AsRef<str>>(cells: &[S]) -> String {
-    let mut line = cells
-        .iter()
-        .map(|cell| csv_cell(cell.as_ref()))
-        .collect::<Vec<_>>()
-        .join(",");
-    line.push_str("\r\n");
-    line
+    let mut line = Vec::new();
+    push_csv_line(&mut line, cells);
+    String::from_utf8(line).unwrap_or_default()
+}
+
+/// Appends [`csv_line`] of `cells` to `out` without allocating per cell.
+pub fn push_csv_line<S: AsRef<str>>(out: &mut Vec<u8>, cells: &[S]) {
+    for (index, cell) in cells.iter().enumerate() {
+        if index > 0 {
+            out.push(b',');
+        }
+        push_csv_cell(out, cell.as_ref());
+    }
+    out.extend_from_slice(b"\r\n");
 }
 
 /// Streams pages: `fetch` turns the cursor into a chunk of bytes and the
 /// next cursor (`None` after the last page), one `Db::read` per page. One
 /// page is in memory at a time; the next is read only when the client has
 /// taken the last.
-pub fn stream_pages<C, F>(
+pub fn stream_pages<C, B, F>(
     db: Db,
     header: String,
     start: C,
@@ -101,7 +124,8 @@ pub fn stream_pages<C, F>(
 ) -> impl futures_util::Stream<Item = Result<Bytes, ApiError>>
 where
     C: Send + 'static,
-    F: Fn(&mut DbConnection, C) -> Result<(String, Option<C>), ApiError> + Send + Sync + 'static,
+    B: Into<Bytes> + Send + 'static,
+    F: Fn(&mut DbConnection, C) -> Result<(B, Option<C>), ApiError> + Send + Sync + 'static,
 {
     enum Step<C> {
         Header(String, C),
@@ -118,7 +142,7 @@ where
                 Step::Page(cursor) => {
                     match db.read(move |connection| fetch(connection, cursor)).await {
                         Ok((chunk, next)) => {
-                            Some((Ok(Bytes::from(chunk)), next.map_or(Step::Done, Step::Page)))
+                            Some((Ok(chunk.into()), next.map_or(Step::Done, Step::Page)))
                         }
                         Err(error) => {
                             // The status line is sent: all that is left is to cut
@@ -167,5 +191,8 @@ mod tests {
         assert_eq!(csv_cell("line\nbreak"), "\"line\nbreak\"");
         assert_eq!(csv_cell("plain"), "plain");
         assert_eq!(csv_cell("12.50"), "12.50");
+        assert_eq!(csv_cell("-\"a\",b"), "\"'-\"\"a\"\",b\"");
+        assert_eq!(csv_cell(""), "");
+        assert_eq!(csv_line(&["a", "b,c", ""]), "a,\"b,c\",\r\n");
     }
 }
