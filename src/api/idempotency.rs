@@ -127,6 +127,7 @@ where
     match claim {
         Claim::Proceed => {}
         Claim::Replay { status, body } => {
+            crate::metrics::idempotent_replay();
             let status = StatusCode::from_u16(status)
                 .map_err(|error| ApiError::Internal(error.to_string()))?;
             return Ok(HttpResponse::build(status)
