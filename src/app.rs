@@ -25,6 +25,10 @@ pub const CLIENT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Header carrying the request id on every response.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
+/// HTTP workers of the metrics-only server: a scraper calls it a few times
+/// a minute.
+pub const METRICS_WORKERS: usize = 1;
+
 /// How often each process purges expired idempotency keys.
 pub const IDEMPOTENCY_PURGE_INTERVAL: Duration = Duration::from_secs(600);
 
@@ -85,9 +89,25 @@ fn spawn_escalation(db: Db, clock: Clock, interval: Duration) {
             ticks.tick().await;
             match crate::service::escalation::escalate_overdue(&db, clock.now()).await {
                 Ok(0) => {}
-                Ok(count) => tracing::info!(count, "escalated overdue reviews"),
+                Ok(count) => {
+                    crate::metrics::escalated(count);
+                    tracing::info!(count, "escalated overdue reviews");
+                }
                 Err(error) => tracing::warn!(%error, "could not escalate overdue reviews"),
             }
+        }
+    });
+}
+
+/// Folds histogram samples into their buckets every
+/// [`crate::metrics::UPKEEP_INTERVAL`], so a process nobody scrapes keeps
+/// bounded memory.
+fn spawn_metrics_upkeep() {
+    actix_web::rt::spawn(async move {
+        let mut ticks = actix_web::rt::time::interval(crate::metrics::UPKEEP_INTERVAL);
+        loop {
+            ticks.tick().await;
+            crate::metrics::run_upkeep();
         }
     });
 }
@@ -114,6 +134,8 @@ pub fn serve(
     listener: TcpListener,
     workers: Option<usize>,
 ) -> std::io::Result<Server> {
+    crate::metrics::install();
+    spawn_metrics_upkeep();
     spawn_idempotency_purge(state.db.clone(), state.clock.clone());
     spawn_checkpoint_sealer(state.db.clone(), state.clock.clone());
     spawn_escalation(
@@ -144,11 +166,21 @@ pub fn serve(
                 let request_id = new_id();
                 let started = Instant::now();
                 let (method, path) = (request.method().clone(), request.path().to_owned());
+                // The matched template (`/v1/spends/{id}`), never the raw
+                // path: one series per route, whatever ids clients send.
+                let route = request.match_pattern();
                 let response = service.call(request);
                 REQUEST_ID.scope(request_id.clone(), async move {
                     let mut response = response.await?;
                     let status = response.status().as_u16();
-                    let elapsed_ms = started.elapsed().as_millis();
+                    let elapsed = started.elapsed();
+                    crate::metrics::request_finished(
+                        route.as_deref(),
+                        method.as_str(),
+                        status,
+                        elapsed,
+                    );
+                    let elapsed_ms = elapsed.as_millis();
                     tracing::info!(%request_id, %method, %path, status, elapsed_ms, "request");
                     if let Ok(value) = HeaderValue::from_str(&request_id) {
                         response
@@ -169,6 +201,25 @@ pub fn serve(
     if let Some(workers) = workers {
         server = server.workers(workers);
     }
+    Ok(server.run())
+}
+
+/// Starts the metrics-only server on `listener` (`LEEWAY_METRICS_BIND`):
+/// `GET /metrics` without a token and nothing else, for a scraper on a
+/// network the operator keeps private. Stopped through its handle, like
+/// [`serve`]'s.
+pub fn serve_metrics(listener: TcpListener) -> std::io::Result<Server> {
+    crate::metrics::install();
+    let server = HttpServer::new(|| {
+        App::new()
+            .configure(api::metrics_routes)
+            .default_service(web::to(api::route_not_found))
+            .wrap(security_headers())
+    })
+    .workers(METRICS_WORKERS)
+    .client_request_timeout(CLIENT_REQUEST_TIMEOUT)
+    .disable_signals()
+    .listen(listener)?;
     Ok(server.run())
 }
 

@@ -156,6 +156,13 @@ pub struct Settings {
         global = true
     )]
     pub cors_origins: Vec<String>,
+    /// Serve `GET /metrics` to anyone, without a token. Off: admins only.
+    #[arg(long, env = "LEEWAY_METRICS_PUBLIC", global = true)]
+    pub metrics_public: bool,
+    /// A second address that serves only `GET /metrics`, without a token
+    /// (for a scraper on a private network). Default: none.
+    #[arg(long, env = "LEEWAY_METRICS_BIND", global = true)]
+    pub metrics_bind: Option<String>,
 }
 
 /// Limits on what clients may consume, as flags and variables.
@@ -354,6 +361,10 @@ pub struct Config {
     pub limits: Limits,
     /// Origins allowed to call the API from a browser; empty: none.
     pub cors_origins: Vec<String>,
+    /// Whether `GET /metrics` answers without a token.
+    pub metrics_public: bool,
+    /// The address of the metrics-only server, if one is wanted.
+    pub metrics_bind: Option<String>,
 }
 
 impl Config {
@@ -369,6 +380,8 @@ impl Config {
             escalation_interval: Duration::from_secs(ESCALATION_INTERVAL_SECS_DEFAULT),
             limits: Limits::default(),
             cors_origins: Vec::new(),
+            metrics_public: false,
+            metrics_bind: None,
         }
     }
 
@@ -415,6 +428,8 @@ impl Config {
             escalation_interval: Duration::from_secs(settings.escalation_interval_secs),
             limits: Limits::from_settings(&settings.limits),
             cors_origins: cors_origins(&settings.cors_origins)?,
+            metrics_public: settings.metrics_public,
+            metrics_bind: settings.metrics_bind.clone(),
         })
     }
 }
@@ -504,5 +519,15 @@ mod tests {
         ] {
             assert!(parse_origin(refused).is_err(), "{refused}");
         }
+    }
+
+    #[test]
+    fn metrics_are_private_unless_made_public() {
+        let parse = |args: &[&str]| Cli::try_parse_from(args).unwrap().settings;
+        assert!(!parse(&["leeway"]).metrics_public);
+        assert!(parse(&["leeway", "--metrics-public"]).metrics_public);
+        assert!(parse(&["leeway", "serve", "--metrics-public"]).metrics_public);
+        let settings = parse(&["leeway", "--metrics-bind", "127.0.0.1:9464"]);
+        assert_eq!(settings.metrics_bind.as_deref(), Some("127.0.0.1:9464"));
     }
 }

@@ -15,6 +15,7 @@ pub mod db;
 pub mod domain;
 pub mod encoding;
 pub mod error;
+pub mod metrics;
 pub mod rate_limit;
 pub mod service;
 pub mod shutdown;

@@ -64,6 +64,13 @@ fn serve(config: &Config) -> Result<(), String> {
     let listener = TcpListener::bind(&config.bind)
         .map_err(|error| format!("cannot listen on {}: {error}", config.bind))?;
     let address = listener.local_addr().map_err(|error| error.to_string())?;
+    let metrics_listener = config
+        .metrics_bind
+        .as_ref()
+        .map(|bind| {
+            TcpListener::bind(bind).map_err(|error| format!("cannot listen on {bind}: {error}"))
+        })
+        .transpose()?;
     let banner = format!(
         "Leeway listening on http://{address} ({})\n\
          First run? Create the first admin and get a token:\n  \
@@ -86,7 +93,17 @@ fn serve(config: &Config) -> Result<(), String> {
         .block_on(async move {
             let server = app::serve(state, listener, workers)?;
             actix_web::rt::spawn(shutdown::stop_on_signal(server.handle(), connections));
-            server.await
+            let metrics_server = metrics_listener.map(app::serve_metrics).transpose()?;
+            let metrics_handle = metrics_server.as_ref().map(actix_web::dev::Server::handle);
+            if let Some(metrics_server) = metrics_server {
+                actix_web::rt::spawn(metrics_server);
+            }
+            let outcome = server.await;
+            // The metrics listener lives as long as the API it reports on.
+            if let Some(handle) = metrics_handle {
+                handle.stop(false).await;
+            }
+            outcome
         })
         .map_err(|error| error.to_string())
 }

@@ -32,6 +32,8 @@ pub struct AppState {
     pub cors_origins: Vec<String>,
     /// The connections this process has open, for a drained shutdown.
     pub connections: OpenConnections,
+    /// Whether `GET /metrics` answers without a token.
+    pub metrics_public: bool,
 }
 
 impl AppState {
@@ -46,6 +48,7 @@ impl AppState {
             rate_limiter: RateLimiter::new(config.limits.rate_limit),
             cors_origins: config.cors_origins.clone(),
             connections: OpenConnections::default(),
+            metrics_public: config.metrics_public,
         })
     }
 }

@@ -147,6 +147,7 @@ where
             .content_type("application/json")
             .body(body)),
         Answer::Replay { status, body } => {
+            crate::metrics::idempotent_replay();
             let status = StatusCode::from_u16(status)
                 .map_err(|error| ApiError::Internal(error.to_string()))?;
             Ok(HttpResponse::build(status)

@@ -7,6 +7,7 @@ pub mod events;
 pub mod exports;
 pub mod health;
 pub mod idempotency;
+pub mod metrics;
 pub mod people;
 pub mod policies;
 pub mod problems;
@@ -38,6 +39,7 @@ url_map! {
     "/healthz" => { get: health::healthz }
     "/readyz" => { get: health::readyz }
     "/openapi.yaml" => { get: health::openapi }
+    "/metrics" => { get: metrics::scrape }
     "/v1/me" => { get: people::me }
     "/v1/teams" => { post: teams::create, get: teams::list }
     "/v1/teams/{id}" => { get: teams::show, patch: teams::update }
@@ -66,6 +68,12 @@ url_map! {
     "/v1/exports/events.jsonl" => { get: exports::events_jsonl }
     "/v1/exports/journal.beancount" => { get: exports::journal_beancount }
     "/v1/reports/summary" => { get: reports::summary }
+}
+
+/// The URL map of the metrics-only listener (`LEEWAY_METRICS_BIND`): its
+/// one route, without a token.
+pub fn metrics_routes(config: &mut web::ServiceConfig) {
+    config.service(resource("/metrics", &["get"]).route(web::get().to(metrics::scrape_public)));
 }
 
 /// A resource whose other methods answer 405 problem+json with the `Allow`

@@ -2,6 +2,8 @@
 //! `/v1/problems/{id}/spends`, `/v1/spends/...` and `/v1/reviews`; the use
 //! cases are `service::spends` and `service::reviews`.
 
+use std::sync::{Arc, OnceLock};
+
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{Days, NaiveDate};
@@ -17,8 +19,10 @@ use crate::db::review_steps::ReviewStepRow;
 use crate::db::spends::{SpendFilter, SpendRow};
 use crate::domain::access::Caller;
 use crate::domain::review::decode_reasons;
+use crate::domain::status::SpendStatus;
 use crate::encoding::rfc3339;
 use crate::error::ApiError;
+use crate::metrics::SpendOutcome;
 use crate::service::reviews::{self, DecisionKind, Review};
 use crate::service::spends::{self, LogSpend};
 use crate::state::AppState;
@@ -223,10 +227,33 @@ pub async fn create(
         spent_on,
         receipt_url,
     };
-    idempotency::respond(&state, request, move |connection| {
-        SpendJson::from_row(spends::log(connection, &caller, &problem_id, command, at)?)
+    // Set only when the work runs: a replay logs no spend. Counted once the
+    // response is back, so a rolled-back spend is never counted.
+    let outcome = Arc::new(OnceLock::new());
+    let logged = Arc::clone(&outcome);
+    let response = idempotency::respond(&state, request, move |connection| {
+        let row = spends::log(connection, &caller, &problem_id, command, at)?;
+        if let Some(outcome) = spend_outcome(&row.status) {
+            // The work runs at most once per request, so the cell is empty.
+            let _ = logged.set(outcome);
+        }
+        SpendJson::from_row(row)
     })
-    .await
+    .await?;
+    if let Some(outcome) = outcome.get() {
+        crate::metrics::spend_logged(*outcome);
+    }
+    Ok(response)
+}
+
+/// How a newly logged spend came out, from its stored status (a new spend
+/// is either approved on the spot or flagged).
+fn spend_outcome(status: &str) -> Option<SpendOutcome> {
+    match SpendStatus::parse(status)? {
+        SpendStatus::Approved => Some(SpendOutcome::Approved),
+        SpendStatus::PendingReview => Some(SpendOutcome::Flagged),
+        SpendStatus::ApprovedByManager | SpendStatus::Rejected | SpendStatus::Voided => None,
+    }
 }
 
 /// `GET /v1/spends`.

@@ -360,7 +360,7 @@ where
 }
 
 fn checkout(pool: &Pool) -> Result<r2d2::PooledConnection<ConnectionManager>, Error> {
-    pool.get()
+    crate::metrics::measure_pool_wait(|| pool.get())
         .map_err(|error| Error::Unavailable(error.to_string()))
 }
 

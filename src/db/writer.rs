@@ -190,7 +190,9 @@ fn write_loop(
                 Err(_) => break,
             }
         }
-        depth.fetch_sub(batch.len(), Ordering::Relaxed);
+        let waiting = depth.fetch_sub(batch.len(), Ordering::Relaxed) - batch.len();
+        crate::metrics::write_queue_depth(waiting);
+        crate::metrics::commit_batch(batch.len());
         let open = match connection.take() {
             Some(open) => Ok(open),
             None => connect(),

@@ -62,6 +62,7 @@ fn table(objects: &Objects) -> Vec<Row> {
         row("get", "/healthz", None, [200, 200, 200, 200, 200, 200]),
         row("get", "/readyz", None, [200, 200, 200, 200, 200, 200]),
         row("get", "/openapi.yaml", None, [200, 200, 200, 200, 200, 200]),
+        row("get", "/metrics", None, [401, 403, 403, 403, 403, 200]),
         row("get", "/v1/me", None, [401, 200, 200, 200, 200, 200]),
         row("post", "/v1/teams", Some(json!({"name": "New"})), [401, 403, 403, 403, 403, 201]),
         row("get", "/v1/teams", None, [401, 200, 200, 200, 200, 200]),

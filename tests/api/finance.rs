@@ -1,6 +1,7 @@
 //! The finance role, route by route: it reads every GET route of the URL map
-//! (the audit trail, verification, exports and reports included) and every
-//! write route refuses it, changing nothing.
+//! (the audit trail, verification, exports and reports included) but the
+//! admins' operational metrics, and every write route refuses it, changing
+//! nothing.
 
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -98,10 +99,14 @@ backend_tests! {
             delegator: org.mia.clone(),
         };
 
-        for (method, path) in leeway::api::ROUTES.iter().filter(|(method, _)| *method == "get") {
+        // The process's operational metrics are not ledger data: admins (or
+        // the operator, through LEEWAY_METRICS_PUBLIC) read them.
+        let ledger_reads = leeway::api::ROUTES.iter().filter(|(method, path)| *method == "get" && *path != "/metrics");
+        for (method, path) in ledger_reads {
             let response = raw(&app, "fin", &ids.path(path)).await;
             assert_eq!(response.status, 200, "finance reads {method} {path}: {}", response.text);
         }
+        app.get("fin", "/metrics").await.assert_problem(403, "forbidden");
 
         let verify_before = app.get("fin", "/v1/audit/verify").await.body;
         let csv_before = raw(&app, "fin", "/v1/exports/spends.csv").await.text;

@@ -22,6 +22,7 @@ mod finance;
 mod headers;
 mod idempotency;
 mod limits;
+mod metrics;
 mod openapi;
 mod organisation;
 mod outage;
