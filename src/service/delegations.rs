@@ -12,6 +12,7 @@ use crate::db::delegations::{self, DelegationRow, DelegationVisibility};
 use crate::db::events::Subject;
 use crate::db::{DbConnection, Page, PageRequest, new_id, people};
 use crate::domain::access::{Caller, Role};
+use crate::domain::event::EventKind;
 use crate::encoding::rfc3339;
 use crate::service::Error;
 use crate::service::organisation::{is_manager, may_see};
@@ -92,7 +93,7 @@ fn require_manager(
 fn record(
     connection: &mut DbConnection,
     caller: &Caller,
-    kind: &str,
+    kind: EventKind,
     row: &DelegationRow,
     at: NaiveDateTime,
 ) -> Result<(), Error> {
@@ -157,7 +158,7 @@ pub fn create_delegation(
         revoked_at: None,
     };
     delegations::insert(connection, &row)?;
-    record(connection, caller, "delegation.created", &row, at)?;
+    record(connection, caller, EventKind::DelegationCreated, &row, at)?;
     Ok(row)
 }
 
@@ -208,7 +209,7 @@ pub fn revoke_delegation(
         return Err(Error::conflict("this delegation is already revoked"));
     }
     let row = delegations::find(connection, id)?.ok_or(Error::NotFound("delegation"))?;
-    record(connection, caller, "delegation.revoked", &row, at)?;
+    record(connection, caller, EventKind::DelegationRevoked, &row, at)?;
     Ok(row)
 }
 

@@ -12,6 +12,7 @@ use crate::db::people::{self, PersonRow};
 use crate::db::teams::{self, TEAM_DEPTH_MAX, TeamRow};
 use crate::db::{DbConnection, Page, PageRequest, new_id};
 use crate::domain::access::{Caller, Role};
+use crate::domain::event::EventKind;
 use crate::encoding::rfc3339;
 use crate::service::Error;
 
@@ -199,7 +200,7 @@ fn check_parent(
 fn record_team(
     connection: &mut DbConnection,
     caller: &Caller,
-    kind: &str,
+    kind: EventKind,
     team: &TeamRow,
     at: NaiveDateTime,
 ) -> Result<(), Error> {
@@ -246,7 +247,7 @@ pub fn create_team(
         updated_at: at,
     };
     teams::insert(connection, &team)?;
-    record_team(connection, caller, "team.created", &team, at)?;
+    record_team(connection, caller, EventKind::TeamCreated, &team, at)?;
     Ok(team)
 }
 
@@ -275,7 +276,7 @@ pub fn update_team(
     }
     team.updated_at = at;
     teams::update(connection, &team)?;
-    record_team(connection, caller, "team.updated", &team, at)?;
+    record_team(connection, caller, EventKind::TeamUpdated, &team, at)?;
     Ok(team)
 }
 
@@ -354,7 +355,7 @@ fn check_team(
 fn record_person(
     connection: &mut DbConnection,
     actor_id: Option<&str>,
-    kind: &str,
+    kind: EventKind,
     person: &PersonRow,
     at: NaiveDateTime,
 ) -> Result<(), Error> {
@@ -402,7 +403,7 @@ pub fn add_person(
         )),
         other => other.into(),
     })?;
-    record_person(connection, actor_id, "person.created", &person, at)?;
+    record_person(connection, actor_id, EventKind::PersonCreated, &person, at)?;
     Ok(person)
 }
 
@@ -461,7 +462,7 @@ pub fn update_person(
     record_person(
         connection,
         Some(&caller.person_id),
-        "person.updated",
+        EventKind::PersonUpdated,
         &person,
         at,
     )?;

@@ -12,6 +12,7 @@ use crate::db::teams;
 use crate::db::{DbConnection, Page, PageRequest};
 use crate::domain::access::Caller;
 use crate::domain::currency::Currency;
+use crate::domain::event::EventKind;
 use crate::domain::money::Money;
 use crate::encoding::rfc3339;
 use crate::service::Error;
@@ -153,7 +154,7 @@ pub fn put_policy(
     audit::append(
         connection,
         Some(&caller.person_id),
-        "policy.versioned",
+        EventKind::PolicyVersioned,
         subject,
         &PolicyRecorded::from_row(&policy)?,
         at,

@@ -277,7 +277,7 @@ fn record(
     audit::append(
         connection,
         Some(&caller.person_id),
-        kind.as_str(),
+        kind,
         subject(problem),
         &payload,
         at,
@@ -383,7 +383,7 @@ pub fn change_limit(
     audit::append(
         connection,
         Some(&caller.person_id),
-        EventKind::ProblemLimitChanged.as_str(),
+        EventKind::ProblemLimitChanged,
         subject(&problem),
         &payload,
         at,
