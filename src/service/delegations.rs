@@ -15,7 +15,7 @@ use crate::domain::access::{Caller, Role};
 use crate::domain::event::EventKind;
 use crate::encoding::rfc3339;
 use crate::service::Error;
-use crate::service::organisation::{is_manager, may_see};
+use crate::service::organisation::is_manager;
 
 /// A delegation as its audit events record it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -74,7 +74,9 @@ fn require_manager(
     person_id: &str,
 ) -> Result<(), Error> {
     let person = people::find(connection, person_id)?
-        .filter(|person| is_manager(person) || may_see(caller, person))
+        .filter(|person| {
+            is_manager(person) || caller.may_see_person(&person.id, person.team_id.as_deref())
+        })
         .ok_or(Error::UnknownReference {
             field,
             names: "person",

@@ -65,18 +65,6 @@ pub fn is_manager(person: &PersonRow) -> bool {
     person.role.parse() == Ok(Role::Manager)
 }
 
-/// Whether the caller may know of this person: themselves, people in the
-/// teams they manage, or anyone for finance and admins.
-#[must_use]
-pub fn may_see(caller: &Caller, person: &PersonRow) -> bool {
-    caller.reads_everything()
-        || person.id == caller.person_id
-        || person
-            .team_id
-            .as_deref()
-            .is_some_and(|team_id| caller.manages_team(team_id))
-}
-
 /// A team as its audit events record it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TeamRecorded {
@@ -493,7 +481,7 @@ pub fn find_person(
     id: &str,
 ) -> Result<PersonRow, Error> {
     people::find(connection, id)?
-        .filter(|person| may_see(caller, person))
+        .filter(|person| caller.may_see_person(&person.id, person.team_id.as_deref()))
         .ok_or(Error::NotFound("person"))
 }
 
