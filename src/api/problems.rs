@@ -8,8 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::idempotency::{self, Idempotent};
 use super::types::{
     Body, Checks, ListJson, MoneyInput, MoneyJson, PageQuery, PolicyRefJson, TEXT_LENGTH_MAX,
-    TITLE_LENGTH_MAX, page_request, parse_id, parse_query_id, stored_money, version_page_request,
-    whole_number,
+    TITLE_LENGTH_MAX, page_request, parse_id, parse_query_id, stored_money, whole_number,
 };
 use crate::db::limit_changes::LimitChangeRow;
 use crate::db::problems::{ProblemFilter, ProblemRow};
@@ -308,7 +307,7 @@ pub async fn limit_changes(
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&path, "problem")?;
-    let page = version_page_request(query.limit, query.after.as_deref())?;
+    let page = page_request(query.limit, query.after.as_deref())?;
     let (rows, currency) = state
         .db
         .read(move |connection| problems::limit_changes(connection, &caller, &id, &page))

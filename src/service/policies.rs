@@ -6,6 +6,7 @@ use chrono::NaiveDateTime;
 use serde::Serialize;
 
 use crate::db::audit;
+use crate::db::cursor::VersionCursor;
 use crate::db::events::Subject;
 use crate::db::policies::{self, PolicyRow};
 use crate::db::teams;
@@ -188,8 +189,8 @@ pub fn effective_policy(
 pub fn policy_versions(
     connection: &mut DbConnection,
     team_id: &str,
-    page: &PageRequest,
-) -> Result<Page<PolicyRow>, Error> {
+    page: &PageRequest<VersionCursor>,
+) -> Result<Page<PolicyRow, VersionCursor>, Error> {
     teams::find(connection, team_id)?.ok_or(Error::NotFound("team"))?;
     Ok(policies::versions(connection, team_id, page)?)
 }

@@ -8,6 +8,7 @@ use chrono::NaiveDateTime;
 use super::ledger::{LimitChangeV1, ProblemV1, stored_currency};
 use super::{Error, Refusal};
 use crate::db::audit;
+use crate::db::cursor::VersionCursor;
 use crate::db::events::Subject;
 use crate::db::limit_changes::{self, LimitChangeRow};
 use crate::db::policies::PolicyRow;
@@ -478,8 +479,8 @@ pub fn limit_changes(
     connection: &mut DbConnection,
     caller: &Caller,
     id: &str,
-    page: &PageRequest,
-) -> Result<(Page<LimitChangeRow>, String), Error> {
+    page: &PageRequest<VersionCursor>,
+) -> Result<(Page<LimitChangeRow, VersionCursor>, String), Error> {
     let problem = find_visible(connection, caller, id)?;
     Ok((limit_changes::list(connection, id, page)?, problem.currency))
 }
