@@ -3,6 +3,7 @@
 //! every refusal of a body into one 422.
 
 use std::ops::Deref;
+use std::str::FromStr;
 
 use chrono::{NaiveDate, NaiveDateTime};
 
@@ -14,6 +15,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use crate::db::cursor::Cursor;
 use crate::db::{Page, PageRequest};
 use crate::domain::currency::Currency;
+use crate::domain::ids::{MalformedId, canonical_uuid};
 use crate::domain::money::{AMOUNT_TEXT_LENGTH_MAX, Money};
 use crate::domain::status::SpendStatus;
 use crate::error::ApiError;
@@ -242,9 +244,15 @@ pub fn stored_money(minor: i64, code: &str) -> Result<MoneyJson, ApiError> {
 
 /// Reads an id from a path. Anything that is not a UUID names no object: 404.
 pub fn parse_id(text: &str, what: &'static str) -> Result<String, ApiError> {
-    uuid::Uuid::parse_str(text)
-        .map(|id| id.hyphenated().to_string())
-        .map_err(|_| ApiError::NotFound(what))
+    canonical_uuid(text).ok_or(ApiError::NotFound(what))
+}
+
+/// Like [`parse_id`], into one of the typed ids (`domain::ids`).
+pub fn parse_typed_id<I>(text: &str, what: &'static str) -> Result<I, ApiError>
+where
+    I: FromStr<Err = MalformedId>,
+{
+    text.parse().map_err(|_| ApiError::NotFound(what))
 }
 
 /// Reads an id from a query parameter.
