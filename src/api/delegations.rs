@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::types::{Body, Checks, ListJson, PageQuery, TEXT_LENGTH_MAX, page_request, parse_id};
 use crate::db::delegations::DelegationRow;
 use crate::domain::access::Caller;
+use crate::domain::ids::{PersonId, Reference};
 use crate::encoding::rfc3339;
 use crate::error::ApiError;
 use crate::service::delegations;
@@ -113,10 +114,10 @@ pub async fn create(
             "delegation passed checks unparsed".to_owned(),
         ));
     };
-    let delegate_id = parse_id(&body.delegate_id, "person").unwrap_or(body.delegate_id);
+    let delegate_id = Reference::from(body.delegate_id.parse::<PersonId>());
     let delegator_id = body
         .delegator_id
-        .map(|id| parse_id(&id, "person").unwrap_or(id));
+        .map(|id| Reference::from(id.parse::<PersonId>()));
     let command = delegations::CreateDelegation {
         delegate_id,
         delegator_id,

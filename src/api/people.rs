@@ -8,13 +8,14 @@ use serde::{Deserialize, Serialize};
 
 use super::types::{
     Body, Checks, EMAIL_LENGTH_MAX, ListJson, NAME_LENGTH_MAX, PageQuery, SUBJECT_LENGTH_MAX,
-    nullable, page_request, parse_id,
+    nullable, page_request, parse_id, parse_typed_id,
 };
 use crate::db::people::PersonRow;
 use crate::domain::access::{Caller, Role};
+use crate::domain::ids::{PersonId, Reference, TeamId};
 use crate::encoding::rfc3339;
 use crate::error::ApiError;
-use crate::service::organisation::{self, AdminChange, NewPerson, Reference};
+use crate::service::organisation::{self, AdminChange, NewPerson};
 use crate::state::AppState;
 
 /// A person as JSON.
@@ -120,9 +121,7 @@ pub async fn create(
         subject,
         name,
         email,
-        team_id: body
-            .team_id
-            .map(|id| Reference::from(parse_id(&id, "team"))),
+        team_id: body.team_id.map(|id| Reference::from(id.parse::<TeamId>())),
         role,
     };
     let person = state
@@ -169,7 +168,7 @@ pub async fn update(
 ) -> Result<HttpResponse, ApiError> {
     let at = state.clock.now();
     organisation::require_admin(&caller, AdminChange::People)?;
-    let id = parse_id(&path, "person")?;
+    let id: PersonId = parse_typed_id(&path, "person")?;
     let body = body.into_inner();
     let mut checks = Checks::default();
     let name = checks.optional_text("name", body.name.as_deref(), NAME_LENGTH_MAX);
@@ -186,7 +185,7 @@ pub async fn update(
         email,
         team_id: body
             .team_id
-            .map(|id| id.map(|id| Reference::from(parse_id(&id, "team")))),
+            .map(|id| id.map(|id| Reference::from(id.parse::<TeamId>()))),
         role: role.flatten(),
     };
     let person = state

@@ -7,8 +7,8 @@ use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
 use super::types::{
-    Body, Checks, ListJson, MoneyInput, MoneyJson, PageQuery, parse_id, stored_money,
-    version_page_request, whole_number,
+    Body, Checks, ListJson, MoneyInput, MoneyJson, PageQuery, page_request, parse_id, stored_money,
+    whole_number,
 };
 use crate::db::policies::PolicyRow;
 use crate::domain::access::Caller;
@@ -172,7 +172,7 @@ pub async fn versions(
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let team_id = parse_id(&path, "team")?;
-    let page = version_page_request(query.limit, query.after.as_deref())?;
+    let page = page_request(query.limit, query.after.as_deref())?;
     let rows = state
         .db
         .read(move |connection| policies::policy_versions(connection, &team_id, &page))

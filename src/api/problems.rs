@@ -8,12 +8,13 @@ use serde::{Deserialize, Serialize};
 use super::idempotency::{self, Idempotent};
 use super::types::{
     Body, Checks, ListJson, MoneyInput, MoneyJson, PageQuery, PolicyRefJson, TEXT_LENGTH_MAX,
-    TITLE_LENGTH_MAX, page_request, parse_id, parse_query_id, stored_money, version_page_request,
+    TITLE_LENGTH_MAX, page_request, parse_id, parse_query_id, parse_typed_id, stored_money,
     whole_number,
 };
 use crate::db::limit_changes::LimitChangeRow;
 use crate::db::problems::{ProblemFilter, ProblemRow};
 use crate::domain::access::Caller;
+use crate::domain::ids::{PersonId, ProblemId, Reference, TeamId};
 use crate::domain::status::ProblemStatus;
 use crate::encoding::rfc3339;
 use crate::error::ApiError;
@@ -148,11 +149,11 @@ pub async fn create(
         team_id: body
             .team_id
             .as_deref()
-            .map(|id| parse_id(id, "team").unwrap_or_else(|_| id.to_owned())),
+            .map(|id| Reference::from(id.parse::<TeamId>())),
         owner_id: body
             .owner_id
             .as_deref()
-            .map(|id| parse_id(id, "person").unwrap_or_else(|_| id.to_owned())),
+            .map(|id| Reference::from(id.parse::<PersonId>())),
     };
     checks.finish()?;
     idempotency::respond(&state, request, move |connection| {
@@ -218,7 +219,7 @@ pub async fn update(
     path: web::Path<String>,
     body: Body<UpdateProblem>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = parse_id(&path, "problem")?;
+    let id: ProblemId = parse_typed_id(&path, "problem")?;
     let body = body.into_inner();
     let mut checks = Checks::default();
     let title = checks.optional_text("title", body.title.as_deref(), TITLE_LENGTH_MAX);
@@ -307,8 +308,8 @@ pub async fn limit_changes(
     path: web::Path<String>,
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = parse_id(&path, "problem")?;
-    let page = version_page_request(query.limit, query.after.as_deref())?;
+    let id: ProblemId = parse_typed_id(&path, "problem")?;
+    let page = page_request(query.limit, query.after.as_deref())?;
     let (rows, currency) = state
         .db
         .read(move |connection| problems::limit_changes(connection, &caller, &id, &page))
@@ -335,7 +336,7 @@ pub async fn acknowledge(
     path: web::Path<String>,
     body: Body<AcknowledgeBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = parse_id(&path, "problem")?;
+    let id: ProblemId = parse_typed_id(&path, "problem")?;
     let criteria_version = body.criteria_version;
     if criteria_version < 1 {
         return Err(ApiError::field(
@@ -360,7 +361,7 @@ pub async fn close(
     caller: Caller,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = parse_id(&path, "problem")?;
+    let id: ProblemId = parse_typed_id(&path, "problem")?;
     let at = state.clock.now();
     let problem = state
         .db

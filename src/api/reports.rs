@@ -9,14 +9,14 @@ use serde::{Deserialize, Serialize};
 
 use super::streaming::{csv_line, stream_pages};
 use super::types::{
-    ListJson, MoneyJson, PAGE_SIZE_DEFAULT, group_page_request, parse_date, parse_query_id,
-    stored_money,
+    ListJson, MoneyJson, PAGE_SIZE_DEFAULT, page_request, parse_date, parse_query_id, stored_money,
 };
+use crate::db::PageRequest;
+use crate::db::cursor::GroupCursor;
 use crate::db::reports::{GroupBy, REPORT_PAGE_SIZE_MAX, ReportRow};
-use crate::db::{Page, PageRequest};
 use crate::domain::access::Caller;
 use crate::error::ApiError;
-use crate::service::reports::{self, ReportQuery};
+use crate::service::reports::{self, Report, ReportQuery};
 use crate::state::AppState;
 
 /// The CSV columns, in order.
@@ -151,14 +151,15 @@ fn wants_csv(query: &SummaryQuery, request: &HttpRequest) -> Result<bool, ApiErr
     }
 }
 
-/// `GET /v1/reports/summary?group_by=team|problem|person&period=month`.
-pub async fn summary(
-    state: web::Data<AppState>,
-    caller: Caller,
-    request: HttpRequest,
-    query: web::Query<SummaryQuery>,
-) -> Result<HttpResponse, ApiError> {
-    let query = query.into_inner();
+/// A summary request read from its query, checked in the order a client
+/// sees the refusals.
+struct SummaryRequest {
+    report_query: ReportQuery,
+    group_name: &'static str,
+    csv: bool,
+}
+
+fn parse_summary(query: &SummaryQuery, request: &HttpRequest) -> Result<SummaryRequest, ApiError> {
     let (group_by, group_name) = parse_group_by(query.group_by.as_deref().unwrap_or("team"))?;
     if query
         .period
@@ -167,7 +168,7 @@ pub async fn summary(
     {
         return Err(ApiError::InvalidQuery("period must be month".to_owned()));
     }
-    let csv = wants_csv(&query, &request)?;
+    let csv = wants_csv(query, request)?;
     let report_query = ReportQuery {
         group_by,
         team_id: query
@@ -186,52 +187,71 @@ pub async fn summary(
             .map(|t| parse_date(t, "to"))
             .transpose()?,
     };
+    Ok(SummaryRequest {
+        report_query,
+        group_name,
+        csv,
+    })
+}
+
+/// `GET /v1/reports/summary?group_by=team|problem|person&period=month`.
+pub async fn summary(
+    state: web::Data<AppState>,
+    caller: Caller,
+    request: HttpRequest,
+    query: web::Query<SummaryQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let query = query.into_inner();
+    let SummaryRequest {
+        report_query,
+        group_name,
+        csv,
+    } = parse_summary(&query, &request)?;
     let report = state
         .db
         .read(move |connection| reports::report(connection, &caller, &report_query))
         .await?;
     if csv {
-        let header = csv_line(&REPORT_COLUMNS);
-        let body = stream_pages(
-            state.db.clone(),
-            header,
-            None::<String>,
-            move |connection, after| {
-                let (rows, next) = reports::summary_page(
-                    connection,
-                    &report,
-                    after.as_deref(),
-                    REPORT_PAGE_SIZE_MAX,
-                )?;
-                let mut chunk = String::new();
-                for row in rows {
-                    chunk.push_str(&csv_line(&SummaryJson::from_row(row)?.cells(group_name)));
-                }
-                Ok((chunk, next.map(Some)))
-            },
-        );
-        return Ok(HttpResponse::Ok()
-            .content_type("text/csv; charset=utf-8; header=present")
-            .streaming(body));
+        return Ok(summary_csv(&state, report, group_name));
     }
-    let PageRequest { limit, after } = group_page_request(
+    // The page is read after the report, as it always was: a caller refused
+    // the report gets that refusal whatever their limit or cursor.
+    let page = page_request(
         query.limit.or(Some(PAGE_SIZE_DEFAULT)),
         query.after.as_deref(),
     )?;
-    let (rows, next_after) = state
+    let page = state
         .db
-        .read(move |connection| reports::summary_page(connection, &report, after.as_deref(), limit))
+        .read(move |connection| reports::summary_page(connection, &report, &page))
         .await?;
-    let page = ListJson::from_page(
-        Page {
-            items: rows,
-            next_after,
-        },
-        SummaryJson::from_row,
-    )?;
     Ok(HttpResponse::Ok().json(SummaryListJson {
         group_by: group_name,
         period: "month",
-        page,
+        page: ListJson::from_page(page, SummaryJson::from_row)?,
     }))
+}
+
+/// The whole report as CSV, streamed a bounded page at a time.
+fn summary_csv(state: &AppState, report: Report, group_name: &'static str) -> HttpResponse {
+    let header = csv_line(&REPORT_COLUMNS);
+    let body = stream_pages(
+        state.db.clone(),
+        header,
+        None::<GroupCursor>,
+        move |connection, after| {
+            let page = PageRequest {
+                limit: REPORT_PAGE_SIZE_MAX,
+                after,
+            };
+            let page = reports::summary_page(connection, &report, &page)?;
+            let mut chunk = String::new();
+            for row in page.items {
+                chunk.push_str(&csv_line(&SummaryJson::from_row(row)?.cells(group_name)));
+            }
+            Ok((chunk, page.next_after.map(Some)))
+        },
+    );
+    HttpResponse::Ok()
+        .content_type("text/csv; charset=utf-8; header=present")
+        .streaming(body)
 }

@@ -13,11 +13,12 @@ use super::idempotency::{self, Idempotent};
 use super::types::{
     Body, CATEGORY_LENGTH_MAX, Checks, ListJson, MoneyInput, MoneyJson, NAME_LENGTH_MAX, PageQuery,
     PolicyRefJson, TEXT_LENGTH_MAX, page_request, parse_id, parse_query_id, parse_status,
-    stored_money,
+    parse_typed_id, stored_money,
 };
 use crate::db::review_steps::ReviewStepRow;
 use crate::db::spends::{SpendFilter, SpendRow};
 use crate::domain::access::Caller;
+use crate::domain::ids::SpendId;
 use crate::domain::review::decode_reasons;
 use crate::domain::status::SpendStatus;
 use crate::encoding::rfc3339;
@@ -363,7 +364,7 @@ pub async fn decide(
     path: web::Path<String>,
     body: Body<ReviewBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let spend_id = parse_id(&path, "spend")?;
+    let spend_id: SpendId = parse_typed_id(&path, "spend")?;
     let route = format!("POST /v1/spends/{spend_id}/review");
     let request = Idempotent::read(&request, &caller.person_id, &route, &*body, StatusCode::OK)?;
     let body = body.into_inner();

@@ -6,12 +6,14 @@ use serde::{Deserialize, Serialize};
 
 use super::types::{
     Body, Checks, ListJson, NAME_LENGTH_MAX, PageQuery, nullable, page_request, parse_id,
+    parse_typed_id,
 };
 use crate::db::teams::TeamRow;
 use crate::domain::access::Caller;
+use crate::domain::ids::{PersonId, Reference, TeamId};
 use crate::encoding::rfc3339;
 use crate::error::ApiError;
-use crate::service::organisation::{self, AdminChange, Reference};
+use crate::service::organisation::{self, AdminChange};
 use crate::state::AppState;
 
 /// A team as JSON.
@@ -81,10 +83,10 @@ pub async fn create(
         name,
         parent_id: body
             .parent_id
-            .map(|id| Reference::from(parse_id(&id, "team"))),
+            .map(|id| Reference::from(id.parse::<TeamId>())),
         manager_id: body
             .manager_id
-            .map(|id| Reference::from(parse_id(&id, "person"))),
+            .map(|id| Reference::from(id.parse::<PersonId>())),
     };
     let team = state
         .db
@@ -130,7 +132,7 @@ pub async fn update(
 ) -> Result<HttpResponse, ApiError> {
     let at = state.clock.now();
     organisation::require_admin(&caller, AdminChange::Teams)?;
-    let id = parse_id(&path, "team")?;
+    let id: TeamId = parse_typed_id(&path, "team")?;
     let body = body.into_inner();
     let mut checks = Checks::default();
     let name = checks.optional_text("name", body.name.as_deref(), NAME_LENGTH_MAX);
@@ -139,10 +141,10 @@ pub async fn update(
         name,
         parent_id: body
             .parent_id
-            .map(|id| id.map(|id| Reference::from(parse_id(&id, "team")))),
+            .map(|id| id.map(|id| Reference::from(id.parse::<TeamId>()))),
         manager_id: body
             .manager_id
-            .map(|id| id.map(|id| Reference::from(parse_id(&id, "person")))),
+            .map(|id| id.map(|id| Reference::from(id.parse::<PersonId>()))),
     };
     let team = state
         .db

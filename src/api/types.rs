@@ -3,6 +3,7 @@
 //! every refusal of a body into one 422.
 
 use std::ops::Deref;
+use std::str::FromStr;
 
 use chrono::{NaiveDate, NaiveDateTime};
 
@@ -11,8 +12,10 @@ use futures_util::future::LocalBoxFuture;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 
+use crate::db::cursor::Cursor;
 use crate::db::{Page, PageRequest};
 use crate::domain::currency::Currency;
+use crate::domain::ids::{MalformedId, canonical_uuid};
 use crate::domain::money::{AMOUNT_TEXT_LENGTH_MAX, Money};
 use crate::domain::status::SpendStatus;
 use crate::error::ApiError;
@@ -36,11 +39,6 @@ pub const URL_LENGTH_MAX: usize = 2_048;
 pub const SUBJECT_LENGTH_MAX: usize = 255;
 /// Longest email, in characters (RFC 5321).
 pub const EMAIL_LENGTH_MAX: usize = 254;
-
-/// Length of a UUID in its hyphenated form, the only form ids are written in.
-const HYPHENATED_UUID_LENGTH: usize = 36;
-/// Most digits of a version cursor (versions stay far below a billion).
-const VERSION_CURSOR_DIGITS_MAX: usize = 9;
 
 /// A request body: one JSON object parsed into `T`. Unlike `web::Json`, it
 /// refuses a JSON array, from which serde would fill a struct's fields by
@@ -184,12 +182,13 @@ pub struct ListJson<T> {
 }
 
 impl<T> ListJson<T> {
-    /// Builds the JSON page from a database page, converting each row.
-    pub fn from_page<R>(
-        page: Page<R>,
+    /// Builds the JSON page from a database page, converting each row and
+    /// rendering the cursor.
+    pub fn from_page<R, C: Cursor>(
+        page: Page<R, C>,
         convert: impl FnMut(R) -> Result<T, ApiError>,
     ) -> Result<Self, ApiError> {
-        let next_cursor = page.next_after;
+        let next_cursor = page.next_after.as_ref().map(ToString::to_string);
         let items = page
             .items
             .into_iter()
@@ -209,60 +208,19 @@ pub struct PageQuery {
     pub after: Option<String>,
 }
 
-/// Turns `?limit=&after=` into a bounded page request, for lists in id
-/// order: the cursor is the id of the last item already read. Any id is a
-/// valid position (the page starts after it), so a client may also resume
-/// from an id it kept; anything that is not an id is refused.
-pub fn page_request(limit: Option<i64>, after: Option<&str>) -> Result<PageRequest, ApiError> {
-    keyed_page(limit, after, "the id of an item", |cursor| {
-        uuid::Uuid::parse_str(cursor)
-            .ok()
-            .filter(|_| cursor.len() == HYPHENATED_UUID_LENGTH)
-            .map(|id| id.hyphenated().to_string())
-    })
-}
-
-/// Like [`page_request`], for lists in version order: the cursor is the last
-/// version already read, a whole number.
-pub fn version_page_request(
+/// Turns `?limit=&after=` into a bounded page request of the list's cursor
+/// kind `C` (ids, versions or report groups: `db::cursor`). A cursor that
+/// does not parse is refused with what the list expects.
+pub fn page_request<C: Cursor>(
     limit: Option<i64>,
     after: Option<&str>,
-) -> Result<PageRequest, ApiError> {
-    keyed_page(limit, after, "a version number", |cursor| {
-        let digits = (1..=VERSION_CURSOR_DIGITS_MAX).contains(&cursor.len())
-            && cursor.bytes().all(|b| b.is_ascii_digit());
-        digits.then(|| cursor.to_owned())
-    })
-}
-
-/// Like [`page_request`], for report groups: the cursor is the last group's
-/// key, `GROUP_ID|YYYY-MM|CURRENCY` (`group_id`, `period` and `currency` of
-/// the item, joined by `|`).
-pub fn group_page_request(
-    limit: Option<i64>,
-    after: Option<&str>,
-) -> Result<PageRequest, ApiError> {
-    keyed_page(
-        limit,
-        after,
-        "a group key GROUP_ID|YYYY-MM|CURRENCY",
-        |cursor| is_group_key(cursor).then(|| cursor.to_owned()),
-    )
-}
-
-/// A bounded page whose cursor `key` reads (`None`: not a key of this list,
-/// described by `expected` in the 400).
-fn keyed_page(
-    limit: Option<i64>,
-    after: Option<&str>,
-    expected: &str,
-    key: impl FnOnce(&str) -> Option<String>,
-) -> Result<PageRequest, ApiError> {
+) -> Result<PageRequest<C>, ApiError> {
     let after = after
         .map(|cursor| {
-            key(cursor).ok_or_else(|| {
+            cursor.parse::<C>().map_err(|_| {
                 ApiError::InvalidQuery(format!(
-                    "after must be {expected}: pass next_cursor from a previous page"
+                    "after must be {}: pass next_cursor from a previous page",
+                    C::EXPECTED
                 ))
             })
         })
@@ -276,26 +234,6 @@ fn keyed_page(
     Ok(PageRequest { limit, after })
 }
 
-/// `GROUP_ID|YYYY-MM|CURRENCY`, with the id as a lowercase hyphenated UUID.
-fn is_group_key(cursor: &str) -> bool {
-    let mut parts = cursor.split('|');
-    let (Some(id), Some(period), Some(currency), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return false;
-    };
-    let id_ok = uuid::Uuid::parse_str(id).is_ok_and(|uuid| uuid.hyphenated().to_string() == id);
-    let period = period.as_bytes();
-    let period_ok = period.len() == 7
-        && period[4] == b'-'
-        && period
-            .iter()
-            .enumerate()
-            .all(|(index, byte)| index == 4 || byte.is_ascii_digit());
-    let currency_ok = currency.len() == 3 && currency.bytes().all(|b| b.is_ascii_uppercase());
-    id_ok && period_ok && currency_ok
-}
-
 /// Money read back from the database. The currency was checked when it was
 /// written, so an unknown one here is a bug, not bad input.
 pub fn stored_money(minor: i64, code: &str) -> Result<MoneyJson, ApiError> {
@@ -306,9 +244,15 @@ pub fn stored_money(minor: i64, code: &str) -> Result<MoneyJson, ApiError> {
 
 /// Reads an id from a path. Anything that is not a UUID names no object: 404.
 pub fn parse_id(text: &str, what: &'static str) -> Result<String, ApiError> {
-    uuid::Uuid::parse_str(text)
-        .map(|id| id.hyphenated().to_string())
-        .map_err(|_| ApiError::NotFound(what))
+    canonical_uuid(text).ok_or(ApiError::NotFound(what))
+}
+
+/// Like [`parse_id`], into one of the typed ids (`domain::ids`).
+pub fn parse_typed_id<I>(text: &str, what: &'static str) -> Result<I, ApiError>
+where
+    I: FromStr<Err = MalformedId>,
+{
+    text.parse().map_err(|_| ApiError::NotFound(what))
 }
 
 /// Reads an id from a query parameter.
@@ -478,12 +422,21 @@ impl Checks {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::db::cursor::{GroupCursor, IdCursor, VersionCursor};
+
+    /// The 400 a malformed cursor gets, as clients have always read it.
+    fn refusal<C: Cursor + std::fmt::Debug>(after: &str) -> String {
+        match page_request::<C>(None, Some(after)) {
+            Err(ApiError::InvalidQuery(detail)) => detail,
+            other => panic!("{after:?} was not refused: {other:?}"),
+        }
+    }
 
     #[test]
     fn id_cursors_are_ids_and_garbage_is_refused() {
         let id = "0190f2a0-0000-7000-8000-000000000000";
-        let page = page_request(None, Some(&id.to_uppercase())).unwrap();
-        assert_eq!(page.after.as_deref(), Some(id));
+        let page = page_request::<IdCursor>(None, Some(&id.to_uppercase())).unwrap();
+        assert_eq!(page.after.as_ref().map(IdCursor::as_str), Some(id));
         for garbage in [
             "",
             "zz",
@@ -491,18 +444,21 @@ mod tests {
             "0190f2a000007000800000000000000",
             "{0190f2a0-0000-7000-8000-000000000000}",
         ] {
-            assert!(page_request(None, Some(garbage)).is_err(), "{garbage}");
+            assert_eq!(
+                refusal::<IdCursor>(garbage),
+                "after must be the id of an item: pass next_cursor from a previous page"
+            );
         }
     }
 
     #[test]
     fn version_cursors_are_whole_numbers() {
-        let page = version_page_request(None, Some("7")).unwrap();
-        assert_eq!(page.after.as_deref(), Some("7"));
+        let page = page_request::<VersionCursor>(None, Some("7")).unwrap();
+        assert_eq!(page.after.map(VersionCursor::version), Some(7));
         for garbage in ["", "-1", "+1", "1.5", "x", "1234567890"] {
-            assert!(
-                version_page_request(None, Some(garbage)).is_err(),
-                "{garbage}"
+            assert_eq!(
+                refusal::<VersionCursor>(garbage),
+                "after must be a version number: pass next_cursor from a previous page"
             );
         }
     }
@@ -511,10 +467,11 @@ mod tests {
     fn group_cursors_are_group_keys() {
         let key = "0190f2a0-0000-7000-8000-000000000000|2026-11|USD";
         assert_eq!(
-            group_page_request(None, Some(key))
+            page_request::<GroupCursor>(None, Some(key))
                 .unwrap()
                 .after
-                .as_deref(),
+                .as_ref()
+                .map(GroupCursor::as_str),
             Some(key)
         );
         for garbage in [
@@ -525,9 +482,9 @@ mod tests {
             "0190f2a0-0000-7000-8000-000000000000|2026-11|usd",
             "0190f2a0-0000-7000-8000-000000000000|2026-11|USD|",
         ] {
-            assert!(
-                group_page_request(None, Some(garbage)).is_err(),
-                "{garbage}"
+            assert_eq!(
+                refusal::<GroupCursor>(garbage),
+                "after must be a group key GROUP_ID|YYYY-MM|CURRENCY: pass next_cursor from a previous page"
             );
         }
     }
@@ -598,8 +555,11 @@ mod tests {
 
     #[test]
     fn page_size_is_bounded() {
-        assert_eq!(page_request(None, None).unwrap().limit, PAGE_SIZE_DEFAULT);
-        assert!(page_request(Some(0), None).is_err());
-        assert!(page_request(Some(PAGE_SIZE_MAX + 1), None).is_err());
+        assert_eq!(
+            page_request::<IdCursor>(None, None).unwrap().limit,
+            PAGE_SIZE_DEFAULT
+        );
+        assert!(page_request::<IdCursor>(Some(0), None).is_err());
+        assert!(page_request::<IdCursor>(Some(PAGE_SIZE_MAX + 1), None).is_err());
     }
 }

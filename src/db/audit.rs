@@ -40,6 +40,7 @@ use sha2::{Digest, Sha256};
 use super::events::{EventRow, Subject};
 use super::schema::{chain_heads, events};
 use super::{DbConnection, Error, new_id};
+use crate::domain::event::EventKind;
 use crate::encoding::{hex, rfc3339};
 
 /// The previous hash of a chain's first event and of the first checkpoint.
@@ -269,7 +270,7 @@ fn postgres_safe_as_of(connection: &mut DbConnection) -> Result<i64, Error> {
 pub fn append(
     connection: &mut DbConnection,
     actor_id: Option<&str>,
-    kind: &str,
+    kind: EventKind,
     subject: Subject<'_>,
     data: &impl Serialize,
     at: NaiveDateTime,
@@ -281,7 +282,7 @@ pub fn append(
         id: new_id(),
         occurred_at: at,
         actor_id: actor_id.map(str::to_owned),
-        kind: kind.to_owned(),
+        kind: kind.as_str().to_owned(),
         subject_type: subject.subject_type.to_owned(),
         subject_id: subject.subject_id.to_owned(),
         team_id: subject.team_id.map(str::to_owned),

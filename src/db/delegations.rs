@@ -83,10 +83,10 @@ pub fn list(
         );
     }
     if let Some(after) = &page.after {
-        query = query.filter(review_delegations::id.gt(after.clone()));
+        query = query.filter(review_delegations::id.gt(after.as_str().to_owned()));
     }
     let rows = query.limit(page.limit + 1).load(connection)?;
-    Ok(Page::from_rows(rows, page, |row| row.id.clone()))
+    Page::from_rows(rows, page, |row| row.id.parse())
 }
 
 /// Revokes a delegation that is not revoked yet. Returns whether it was.

@@ -106,8 +106,8 @@ pub fn list(
         query = query.filter(events::occurred_at.lt(to));
     }
     if let Some(after) = &page.after {
-        query = query.filter(events::id.gt(after.clone()));
+        query = query.filter(events::id.gt(after.as_str().to_owned()));
     }
     let rows = query.limit(page.limit + 1).load(connection)?;
-    Ok(Page::from_rows(rows, page, |row| row.id.clone()))
+    Page::from_rows(rows, page, |row| row.id.parse())
 }

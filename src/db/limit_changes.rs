@@ -5,6 +5,7 @@
 use diesel::prelude::*;
 
 use super::Error;
+use super::cursor::VersionCursor;
 use super::schema::problem_limit_changes;
 use super::{DbConnection, Page, PageRequest};
 
@@ -44,19 +45,16 @@ pub fn insert(connection: &mut DbConnection, change: &LimitChangeRow) -> Result<
 pub fn list(
     connection: &mut DbConnection,
     problem_id: &str,
-    page: &PageRequest,
-) -> Result<Page<LimitChangeRow>, Error> {
+    page: &PageRequest<VersionCursor>,
+) -> Result<Page<LimitChangeRow, VersionCursor>, Error> {
     let mut query = problem_limit_changes::table
         .filter(problem_limit_changes::problem_id.eq(problem_id))
         .order(problem_limit_changes::version.asc())
         .select(LimitChangeRow::as_select())
         .into_boxed();
     if let Some(after) = &page.after {
-        let after: i32 = after.parse().map_err(|_| {
-            Error::Internal(format!("version cursor {after:?} passed the API unparsed"))
-        })?;
-        query = query.filter(problem_limit_changes::version.gt(after));
+        query = query.filter(problem_limit_changes::version.gt(after.version()));
     }
     let rows = query.limit(page.limit + 1).load(connection)?;
-    Ok(Page::from_rows(rows, page, |row| row.version.to_string()))
+    Page::from_rows(rows, page, |row| VersionCursor::try_from(row.version))
 }

@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod checkpoints;
+pub mod cursor;
 pub mod delegations;
 pub mod error;
 pub mod events;
@@ -29,6 +30,7 @@ use diesel::r2d2::{self, ManageConnection, R2D2Connection};
 use diesel::{Connection, PgConnection, SqliteConnection};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
+use cursor::{IdCursor, MalformedCursor};
 pub use error::Error;
 pub use writer::{GROUP_COMMIT_UNITS_DEFAULT, GROUP_COMMIT_UNITS_MAX, Writer};
 
@@ -512,48 +514,53 @@ pub async fn is_ready(db: &Db) -> bool {
         .is_ok()
 }
 
-/// A page of a list ordered by id (ids are UUIDv7, so this is creation order).
+/// A page of a list, by default one ordered by id (ids are UUIDv7, so
+/// this is creation order); `C` is the kind of cursor the list reads.
 #[derive(Debug, Clone)]
-pub struct PageRequest {
+pub struct PageRequest<C = IdCursor> {
     /// Rows wanted; the API layer bounds it.
     pub limit: i64,
-    /// Only rows whose id sorts after this one.
-    pub after: Option<String>,
+    /// Only rows whose sort key comes after this one.
+    pub after: Option<C>,
 }
 
-/// One page of rows and the id to continue after, if more rows follow.
+/// One page of rows and the cursor to continue after, if more rows follow.
 #[derive(Debug)]
-pub struct Page<T> {
+pub struct Page<T, C = IdCursor> {
     /// The rows.
     pub items: Vec<T>,
     /// The last row's sort key when another page exists.
-    pub next_after: Option<String>,
+    pub next_after: Option<C>,
 }
 
-impl<T> Page<T> {
+impl<T, C> Page<T, C> {
     /// Turns `limit + 1` fetched rows into a page: the extra row only tells
-    /// that another page exists.
+    /// that another page exists. A last row whose key is no cursor is a
+    /// stored value the list's order cannot continue from: a bug, not input.
     pub fn from_rows(
         mut rows: Vec<T>,
-        request: &PageRequest,
-        cursor_of: impl Fn(&T) -> String,
-    ) -> Self {
+        request: &PageRequest<C>,
+        cursor_of: impl Fn(&T) -> Result<C, MalformedCursor>,
+    ) -> Result<Self, Error> {
         let limit = usize::try_from(request.limit).unwrap_or(0);
         let has_more = rows.len() > limit;
         rows.truncate(limit);
         let next_after = if has_more {
-            rows.last().map(cursor_of)
+            rows.last()
+                .map(cursor_of)
+                .transpose()
+                .map_err(|_| Error::Internal("a stored sort key is no cursor".to_owned()))?
         } else {
             None
         };
-        Self {
+        Ok(Self {
             items: rows,
             next_after,
-        }
+        })
     }
 
     /// Converts every row, keeping the cursor.
-    pub fn map<U>(self, convert: impl FnMut(T) -> U) -> Page<U> {
+    pub fn map<U>(self, convert: impl FnMut(T) -> U) -> Page<U, C> {
         Page {
             items: self.items.into_iter().map(convert).collect(),
             next_after: self.next_after,

@@ -76,10 +76,10 @@ pub fn list(
         );
     }
     if let Some(after) = &page.after {
-        query = query.filter(people::id.gt(after.clone()));
+        query = query.filter(people::id.gt(after.as_str().to_owned()));
     }
     let rows = query.limit(page.limit + 1).load(connection)?;
-    Ok(Page::from_rows(rows, page, |row| row.id.clone()))
+    Page::from_rows(rows, page, |row| row.id.parse())
 }
 
 /// Writes a person's name, email, team and role.

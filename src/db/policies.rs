@@ -4,6 +4,7 @@
 use diesel::prelude::*;
 
 use super::Error;
+use super::cursor::VersionCursor;
 use super::schema::policies;
 use super::{DbConnection, Page, PageRequest};
 
@@ -86,19 +87,16 @@ pub fn insert(connection: &mut DbConnection, policy: &PolicyRow) -> Result<(), E
 pub fn versions(
     connection: &mut DbConnection,
     team_id: &str,
-    page: &PageRequest,
-) -> Result<Page<PolicyRow>, Error> {
+    page: &PageRequest<VersionCursor>,
+) -> Result<Page<PolicyRow, VersionCursor>, Error> {
     let mut query = policies::table
         .filter(policies::team_id.eq(team_id))
         .order(policies::version.asc())
         .select(PolicyRow::as_select())
         .into_boxed();
     if let Some(after) = &page.after {
-        let after: i32 = after.parse().map_err(|_| {
-            Error::Internal(format!("version cursor {after:?} passed the API unparsed"))
-        })?;
-        query = query.filter(policies::version.gt(after));
+        query = query.filter(policies::version.gt(after.version()));
     }
     let rows = query.limit(page.limit + 1).load(connection)?;
-    Ok(Page::from_rows(rows, page, |row| row.version.to_string()))
+    Page::from_rows(rows, page, |row| VersionCursor::try_from(row.version))
 }

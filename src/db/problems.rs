@@ -133,10 +133,10 @@ pub fn list(
         query = query.filter(problems::status.eq(status.clone()));
     }
     if let Some(after) = &page.after {
-        query = query.filter(problems::id.gt(after.clone()));
+        query = query.filter(problems::id.gt(after.as_str().to_owned()));
     }
     let rows = query.limit(page.limit + 1).load(connection)?;
-    Ok(Page::from_rows(rows, page, |row| row.id.clone()))
+    Page::from_rows(rows, page, |row| row.id.parse())
 }
 
 /// Writes the title and success criteria. A change of the criteria

@@ -7,8 +7,9 @@ use diesel::Connection;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Nullable, Text};
 
-use super::DbConnection;
 use super::Error;
+use super::cursor::{GroupCursor, GroupKey};
+use super::{DbConnection, Page, PageRequest};
 
 /// Groups per page.
 pub const REPORT_PAGE_SIZE_MAX: i64 = 200;
@@ -158,19 +159,19 @@ fn filtered(
     query
 }
 
-/// One page of groups, ordered by (group, period, currency), after the
-/// cursor `after` (those three joined by `|`).
+/// One page of groups, ordered by (group, period, currency) joined by `|`
+/// as text: the order of [`GroupCursor`]s.
 pub fn summary_page(
     connection: &mut DbConnection,
     filter: &ReportFilter,
-    after: Option<&str>,
-    limit: i64,
-) -> Result<(Vec<ReportRow>, Option<String>), Error> {
+    page: &PageRequest<GroupCursor>,
+) -> Result<Page<ReportRow, GroupCursor>, Error> {
     let Dialect {
         month,
         decision_seconds,
     } = dialect(connection);
     let group = filter.group_by.column();
+    // The SQL spelling of GroupCursor's render, so rows sort as cursors do.
     let key = format!("{group} || '|' || {month} || '|' || s.currency");
     let mut query = diesel::sql_query(format!(
         "SELECT {group} AS group_id, {month} AS period, s.currency AS currency, \
@@ -190,30 +191,33 @@ pub fn summary_page(
          WHERE s.status <> 'voided' AND {key} > $1"
     ))
     .into_boxed::<Backend>()
-    .bind::<Text, _>(after.unwrap_or_default().to_owned());
+    .bind::<Text, _>(
+        page.after
+            .as_ref()
+            .map_or_else(String::new, |after| after.as_str().to_owned()),
+    );
     let mut next = 2;
     query = filtered(query, filter, &mut next);
     query = query
         .sql(format!(
             " GROUP BY {group}, {month}, s.currency ORDER BY {key} LIMIT ${next}"
         ))
-        .bind::<BigInt, _>(limit + 1);
-    let mut rows: Vec<ReportRow> = query.load(connection)?;
-    let has_more = rows.len() > usize::try_from(limit).unwrap_or(usize::MAX);
-    rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-    for row in &mut rows {
+        .bind::<BigInt, _>(page.limit + 1);
+    let rows: Vec<ReportRow> = query.load(connection)?;
+    let mut page = Page::from_rows(rows, page, |row| {
+        GroupCursor::try_from(GroupKey {
+            group_id: &row.group_id,
+            period: &row.period,
+            currency: &row.currency,
+        })
+    })?;
+    for row in &mut page.items {
         row.decision_seconds_median =
             percentile(connection, filter, row, decision_seconds, month, 50)?;
         row.decision_seconds_p90 =
             percentile(connection, filter, row, decision_seconds, month, 90)?;
     }
-    let next_after = has_more
-        .then(|| {
-            rows.last()
-                .map(|row| format!("{}|{}|{}", row.group_id, row.period, row.currency))
-        })
-        .flatten();
-    Ok((rows, next_after))
+    Ok(page)
 }
 
 #[derive(QueryableByName)]

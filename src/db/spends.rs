@@ -135,10 +135,10 @@ pub fn list(
         query = query.filter(spends::logged_by.eq(logged_by.clone()));
     }
     if let Some(after) = &page.after {
-        query = query.filter(spends::id.gt(after.clone()));
+        query = query.filter(spends::id.gt(after.as_str().to_owned()));
     }
     let rows = query.limit(page.limit + 1).load(connection)?;
-    Ok(Page::from_rows(rows, page, |row| row.id.clone()))
+    Page::from_rows(rows, page, |row| row.id.parse())
 }
 
 /// Whose flagged spends a review queue shows.
@@ -179,10 +179,10 @@ pub fn review_queue(
         };
     }
     if let Some(after) = &page.after {
-        query = query.filter(spends::id.gt(after.clone()));
+        query = query.filter(spends::id.gt(after.as_str().to_owned()));
     }
     let rows = query.limit(page.limit + 1).load(connection)?;
-    Ok(Page::from_rows(rows, page, |row| row.id.clone()))
+    Page::from_rows(rows, page, |row| row.id.parse())
 }
 
 /// Pending spends whose review deadline has passed, oldest deadline first,

@@ -55,10 +55,10 @@ pub fn list(connection: &mut DbConnection, page: &PageRequest) -> Result<Page<Te
         .order(teams::id.asc())
         .into_boxed();
     if let Some(after) = &page.after {
-        query = query.filter(teams::id.gt(after.clone()));
+        query = query.filter(teams::id.gt(after.as_str().to_owned()));
     }
     let rows = query.limit(page.limit + 1).load(connection)?;
-    Ok(Page::from_rows(rows, page, |row| row.id.clone()))
+    Page::from_rows(rows, page, |row| row.id.parse())
 }
 
 /// Writes a team's name, parent and manager.

@@ -283,6 +283,19 @@ mod tests {
     }
 
     #[test]
+    fn people_are_seen_by_themselves_their_managers_finance_and_admins() {
+        let member = caller(Role::Member, Some("ops"), &[]);
+        assert!(member.may_see_person("me", Some("ops")));
+        assert!(!member.may_see_person("ana", Some("ops")));
+        let manager = caller(Role::Manager, Some("ops"), &["ops", "ops-east"]);
+        assert!(manager.may_see_person("ana", Some("ops-east")));
+        assert!(!manager.may_see_person("bo", Some("sales")));
+        assert!(!manager.may_see_person("root", None));
+        assert!(caller(Role::Finance, None, &[]).may_see_person("root", None));
+        assert!(caller(Role::Admin, None, &[]).may_see_person("bo", Some("sales")));
+    }
+
+    #[test]
     fn roles_round_trip_through_their_spelling() {
         for role in [Role::Member, Role::Manager, Role::Finance, Role::Admin] {
             assert_eq!(role.as_str().parse(), Ok(role));

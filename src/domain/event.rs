@@ -116,4 +116,38 @@ mod tests {
         spellings.dedup();
         assert_eq!(spellings.len(), EventKind::ALL.len());
     }
+
+    /// Pins every stored spelling: each is hashed into the event chain and
+    /// matched by exports and reports, so a change here is a data migration.
+    #[test]
+    fn every_stored_spelling_is_pinned() {
+        let pinned = [
+            (EventKind::TeamCreated, "team.created"),
+            (EventKind::TeamUpdated, "team.updated"),
+            (EventKind::PersonCreated, "person.created"),
+            (EventKind::PersonUpdated, "person.updated"),
+            (EventKind::PolicyVersioned, "policy.versioned"),
+            (EventKind::ProblemOpened, "problem.opened"),
+            (EventKind::ProblemUpdated, "problem.updated"),
+            (EventKind::ProblemLimitChanged, "problem.limit_changed"),
+            (EventKind::ProblemAcknowledged, "problem.acknowledged"),
+            (EventKind::ProblemClosed, "problem.closed"),
+            (EventKind::SpendApproved, "spend.approved"),
+            (EventKind::SpendFlagged, "spend.flagged"),
+            (
+                EventKind::SpendApprovedByManager,
+                "spend.approved_by_manager",
+            ),
+            (EventKind::SpendRejected, "spend.rejected"),
+            (EventKind::SpendEndorsed, "spend.endorsed"),
+            (EventKind::SpendEscalated, "spend.escalated"),
+            (EventKind::SpendVoided, "spend.voided"),
+            (EventKind::DelegationCreated, "delegation.created"),
+            (EventKind::DelegationRevoked, "delegation.revoked"),
+        ];
+        assert_eq!(pinned.len(), EventKind::ALL.len(), "a kind is not pinned");
+        for (kind, spelling) in pinned {
+            assert_eq!(kind.as_str(), spelling);
+        }
+    }
 }

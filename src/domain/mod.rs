@@ -5,6 +5,7 @@
 pub mod access;
 pub mod currency;
 pub mod event;
+pub mod ids;
 pub mod limit;
 pub mod money;
 pub mod review;

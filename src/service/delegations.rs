@@ -12,9 +12,11 @@ use crate::db::delegations::{self, DelegationRow, DelegationVisibility};
 use crate::db::events::Subject;
 use crate::db::{DbConnection, Page, PageRequest, new_id, people};
 use crate::domain::access::{Caller, Role};
+use crate::domain::event::EventKind;
+use crate::domain::ids::{PersonId, Reference};
 use crate::encoding::rfc3339;
 use crate::service::Error;
-use crate::service::organisation::{is_manager, may_see};
+use crate::service::organisation::is_manager;
 
 /// A delegation as its audit events record it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -52,9 +54,9 @@ impl From<&DelegationRow> for DelegationRecorded {
 #[derive(Debug, Clone)]
 pub struct CreateDelegation {
     /// The manager who decides in the delegator's place.
-    pub delegate_id: String,
+    pub delegate_id: Reference<PersonId>,
     /// Whose queue is handed over: the caller when none.
-    pub delegator_id: Option<String>,
+    pub delegator_id: Option<Reference<PersonId>>,
     /// Start of the window (inclusive).
     pub starts_at: NaiveDateTime,
     /// End of the window (exclusive).
@@ -66,20 +68,27 @@ pub struct CreateDelegation {
 /// Only managers review, so only managers hand over or take a queue. A
 /// person the caller cannot see is unknown to them unless a manager (whose
 /// seats the team tree shows anyway): no answer tells a hidden person's role.
+/// Answers the manager's id.
 fn require_manager(
     connection: &mut DbConnection,
     caller: &Caller,
     field: &'static str,
-    person_id: &str,
-) -> Result<(), Error> {
-    let person = people::find(connection, person_id)?
-        .filter(|person| is_manager(person) || may_see(caller, person))
-        .ok_or(Error::UnknownReference {
-            field,
-            names: "person",
-        })?;
+    person_id: &Reference<PersonId>,
+) -> Result<String, Error> {
+    let unknown = Error::UnknownReference {
+        field,
+        names: "person",
+    };
+    let Reference::Id(person_id) = person_id else {
+        return Err(unknown);
+    };
+    let person = people::find(connection, person_id.as_str())?
+        .filter(|person| {
+            is_manager(person) || caller.may_see_person(&person.id, person.team_id.as_deref())
+        })
+        .ok_or(unknown)?;
     if is_manager(&person) {
-        Ok(())
+        Ok(person.id)
     } else {
         Err(Error::field(
             field,
@@ -92,7 +101,7 @@ fn require_manager(
 fn record(
     connection: &mut DbConnection,
     caller: &Caller,
-    kind: &str,
+    kind: EventKind,
     row: &DelegationRow,
     at: NaiveDateTime,
 ) -> Result<(), Error> {
@@ -121,23 +130,27 @@ pub fn create_delegation(
     command: CreateDelegation,
     at: NaiveDateTime,
 ) -> Result<DelegationRow, Error> {
-    let delegator_id = match command.delegator_id {
-        Some(id) if id != caller.person_id && !caller.administers() => {
+    let is_callers = |reference: &Reference<PersonId>| {
+        reference.id().map(PersonId::as_str) == Some(caller.person_id.as_str())
+    };
+    let delegator = match command.delegator_id {
+        Some(reference) if !is_callers(&reference) && !caller.administers() => {
             return Err(Error::Forbidden(
                 "only an admin can hand over another manager's queue".to_owned(),
             ));
         }
-        Some(id) => id,
-        None => caller.person_id.clone(),
+        Some(reference) => reference,
+        // The caller's own id was read from storage, so it always parses.
+        None => Reference::from(caller.person_id.parse::<PersonId>()),
     };
-    if delegator_id == caller.person_id && caller.role != Role::Manager {
+    if is_callers(&delegator) && caller.role != Role::Manager {
         return Err(Error::Forbidden(
             "only managers have a review queue to hand over".to_owned(),
         ));
     }
-    require_manager(connection, caller, "delegator_id", &delegator_id)?;
-    require_manager(connection, caller, "delegate_id", &command.delegate_id)?;
-    if command.delegate_id == delegator_id {
+    let delegator_id = require_manager(connection, caller, "delegator_id", &delegator)?;
+    let delegate_id = require_manager(connection, caller, "delegate_id", &command.delegate_id)?;
+    if delegate_id == delegator_id {
         return Err(Error::field(
             "delegate_id",
             "self_delegation",
@@ -147,7 +160,7 @@ pub fn create_delegation(
     let row = DelegationRow {
         id: new_id(),
         delegator_id,
-        delegate_id: command.delegate_id,
+        delegate_id,
         starts_at: command.starts_at,
         ends_at: command.ends_at,
         note: command.note,
@@ -157,7 +170,7 @@ pub fn create_delegation(
         revoked_at: None,
     };
     delegations::insert(connection, &row)?;
-    record(connection, caller, "delegation.created", &row, at)?;
+    record(connection, caller, EventKind::DelegationCreated, &row, at)?;
     Ok(row)
 }
 
@@ -208,7 +221,7 @@ pub fn revoke_delegation(
         return Err(Error::conflict("this delegation is already revoked"));
     }
     let row = delegations::find(connection, id)?.ok_or(Error::NotFound("delegation"))?;
-    record(connection, caller, "delegation.revoked", &row, at)?;
+    record(connection, caller, EventKind::DelegationRevoked, &row, at)?;
     Ok(row)
 }
 

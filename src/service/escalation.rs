@@ -276,7 +276,7 @@ fn escalate_with_event(
     audit::append(
         connection,
         None,
-        EventKind::SpendEscalated.as_str(),
+        EventKind::SpendEscalated,
         subject,
         &payload,
         at,

@@ -12,25 +12,10 @@ use crate::db::people::{self, PersonRow};
 use crate::db::teams::{self, TEAM_DEPTH_MAX, TeamRow};
 use crate::db::{DbConnection, Page, PageRequest, new_id};
 use crate::domain::access::{Caller, Role};
+use crate::domain::event::EventKind;
+use crate::domain::ids::{PersonId, Reference, TeamId};
 use crate::encoding::rfc3339;
 use crate::service::Error;
-
-/// An id as the client sent it: canonical, or not an id at all. The use
-/// case decides, at the point the id is needed, how a malformed one is refused.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Reference {
-    /// A canonical (lower-case, hyphenated) id.
-    Id(String),
-    /// Text that is not an id.
-    Malformed,
-}
-
-impl<E> From<Result<String, E>> for Reference {
-    /// An id as the api read it: canonical, or refused as malformed.
-    fn from(parsed: Result<String, E>) -> Self {
-        parsed.map_or(Self::Malformed, Self::Id)
-    }
-}
 
 /// What only an admin may do to the organisation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,18 +47,6 @@ pub fn require_admin(caller: &Caller, change: AdminChange) -> Result<(), Error> 
 #[must_use]
 pub fn is_manager(person: &PersonRow) -> bool {
     person.role.parse() == Ok(Role::Manager)
-}
-
-/// Whether the caller may know of this person: themselves, people in the
-/// teams they manage, or anyone for finance and admins.
-#[must_use]
-pub fn may_see(caller: &Caller, person: &PersonRow) -> bool {
-    caller.reads_everything()
-        || person.id == caller.person_id
-        || person
-            .team_id
-            .as_deref()
-            .is_some_and(|team_id| caller.manages_team(team_id))
 }
 
 /// A team as its audit events record it.
@@ -134,9 +107,9 @@ pub struct CreateTeam {
     /// Display name.
     pub name: String,
     /// Parent team; none at the root.
-    pub parent_id: Option<Reference>,
+    pub parent_id: Option<Reference<TeamId>>,
     /// The team's manager, if set.
-    pub manager_id: Option<Reference>,
+    pub manager_id: Option<Reference<PersonId>>,
 }
 
 /// A change to a team: `None` keeps a field, `Some(None)` clears it.
@@ -145,18 +118,21 @@ pub struct UpdateTeam {
     /// New display name.
     pub name: Option<String>,
     /// New parent.
-    pub parent_id: Option<Option<Reference>>,
+    pub parent_id: Option<Option<Reference<TeamId>>>,
     /// New manager.
-    pub manager_id: Option<Option<Reference>>,
+    pub manager_id: Option<Option<Reference<PersonId>>>,
 }
 
 /// Checks that a manager id names a person with the manager role.
-fn check_manager(connection: &mut DbConnection, manager_id: &Reference) -> Result<String, Error> {
+fn check_manager(
+    connection: &mut DbConnection,
+    manager_id: &Reference<PersonId>,
+) -> Result<String, Error> {
     let refuse = |message: &str| Error::field("manager_id", "invalid_manager", message);
     let Reference::Id(id) = manager_id else {
         return Err(refuse("manager_id must be a person's id"));
     };
-    let person = people::find(connection, id)?.ok_or(Error::UnknownReference {
+    let person = people::find(connection, id.as_str())?.ok_or(Error::UnknownReference {
         field: "manager_id",
         names: "person",
     })?;
@@ -172,12 +148,13 @@ fn check_manager(connection: &mut DbConnection, manager_id: &Reference) -> Resul
 fn check_parent(
     connection: &mut DbConnection,
     team_id: &str,
-    parent_id: &Reference,
+    parent_id: &Reference<TeamId>,
 ) -> Result<String, Error> {
     let refuse = |message: &str| Error::field("parent_id", "invalid_parent", message);
     let Reference::Id(parent_id) = parent_id else {
         return Err(refuse("parent_id must be a team's id"));
     };
+    let parent_id = parent_id.as_str();
     if teams::find(connection, parent_id)?.is_none() {
         return Err(Error::UnknownReference {
             field: "parent_id",
@@ -193,13 +170,13 @@ fn check_parent(
     if chain.len() >= usize::try_from(TEAM_DEPTH_MAX).unwrap_or(usize::MAX) {
         return Err(refuse("the team tree would be too deep"));
     }
-    Ok(parent_id.clone())
+    Ok(parent_id.to_owned())
 }
 
 fn record_team(
     connection: &mut DbConnection,
     caller: &Caller,
-    kind: &str,
+    kind: EventKind,
     team: &TeamRow,
     at: NaiveDateTime,
 ) -> Result<(), Error> {
@@ -246,7 +223,7 @@ pub fn create_team(
         updated_at: at,
     };
     teams::insert(connection, &team)?;
-    record_team(connection, caller, "team.created", &team, at)?;
+    record_team(connection, caller, EventKind::TeamCreated, &team, at)?;
     Ok(team)
 }
 
@@ -254,12 +231,12 @@ pub fn create_team(
 pub fn update_team(
     connection: &mut DbConnection,
     caller: &Caller,
-    id: &str,
+    id: &TeamId,
     command: UpdateTeam,
     at: NaiveDateTime,
 ) -> Result<TeamRow, Error> {
     require_admin(caller, AdminChange::Teams)?;
-    let mut team = find_team(connection, id)?;
+    let mut team = find_team(connection, id.as_str())?;
     if let Some(name) = command.name {
         team.name = name;
     }
@@ -275,7 +252,7 @@ pub fn update_team(
     }
     team.updated_at = at;
     teams::update(connection, &team)?;
-    record_team(connection, caller, "team.updated", &team, at)?;
+    record_team(connection, caller, EventKind::TeamUpdated, &team, at)?;
     Ok(team)
 }
 
@@ -302,7 +279,7 @@ pub struct NewPerson {
     /// Email, optional.
     pub email: Option<String>,
     /// Their team; members and managers need one.
-    pub team_id: Option<Reference>,
+    pub team_id: Option<Reference<TeamId>>,
     /// Their role.
     pub role: Role,
 }
@@ -315,7 +292,7 @@ pub struct UpdatePerson {
     /// New email.
     pub email: Option<Option<String>>,
     /// New team.
-    pub team_id: Option<Option<Reference>>,
+    pub team_id: Option<Option<Reference<TeamId>>>,
     /// New role.
     pub role: Option<Role>,
 }
@@ -324,7 +301,7 @@ pub struct UpdatePerson {
 fn check_team(
     connection: &mut DbConnection,
     role: Role,
-    team_id: Option<&Reference>,
+    team_id: Option<&Reference<TeamId>>,
 ) -> Result<Option<String>, Error> {
     let Some(team_id) = team_id else {
         return if role.needs_team() {
@@ -344,17 +321,17 @@ fn check_team(
             "team_id must be a team's id",
         ));
     };
-    teams::find(connection, team_id)?.ok_or(Error::UnknownReference {
+    teams::find(connection, team_id.as_str())?.ok_or(Error::UnknownReference {
         field: "team_id",
         names: "team",
     })?;
-    Ok(Some(team_id.clone()))
+    Ok(Some(team_id.as_str().to_owned()))
 }
 
 fn record_person(
     connection: &mut DbConnection,
     actor_id: Option<&str>,
-    kind: &str,
+    kind: EventKind,
     person: &PersonRow,
     at: NaiveDateTime,
 ) -> Result<(), Error> {
@@ -402,7 +379,7 @@ pub fn add_person(
         )),
         other => other.into(),
     })?;
-    record_person(connection, actor_id, "person.created", &person, at)?;
+    record_person(connection, actor_id, EventKind::PersonCreated, &person, at)?;
     Ok(person)
 }
 
@@ -421,12 +398,12 @@ pub fn create_person(
 pub fn update_person(
     connection: &mut DbConnection,
     caller: &Caller,
-    id: &str,
+    id: &PersonId,
     command: UpdatePerson,
     at: NaiveDateTime,
 ) -> Result<PersonRow, Error> {
     require_admin(caller, AdminChange::People)?;
-    let mut person = people::find(connection, id)?.ok_or(Error::NotFound("person"))?;
+    let mut person = people::find(connection, id.as_str())?.ok_or(Error::NotFound("person"))?;
     if let Some(name) = command.name {
         person.name = name;
     }
@@ -446,7 +423,12 @@ pub fn update_person(
     };
     let team_id = match command.team_id {
         Some(team_id) => team_id,
-        None => person.team_id.clone().map(Reference::Id),
+        // A stored id always reads back; were one not to, it is refused
+        // as any malformed team id would be.
+        None => person
+            .team_id
+            .as_deref()
+            .map(|team_id| Reference::from(team_id.parse::<TeamId>())),
     };
     if !both_in_command && team_id.is_none() && role.needs_team() {
         return Err(Error::conflict(format!(
@@ -461,7 +443,7 @@ pub fn update_person(
     record_person(
         connection,
         Some(&caller.person_id),
-        "person.updated",
+        EventKind::PersonUpdated,
         &person,
         at,
     )?;
@@ -492,7 +474,7 @@ pub fn find_person(
     id: &str,
 ) -> Result<PersonRow, Error> {
     people::find(connection, id)?
-        .filter(|person| may_see(caller, person))
+        .filter(|person| caller.may_see_person(&person.id, person.team_id.as_deref()))
         .ok_or(Error::NotFound("person"))
 }
 

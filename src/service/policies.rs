@@ -6,12 +6,14 @@ use chrono::NaiveDateTime;
 use serde::Serialize;
 
 use crate::db::audit;
+use crate::db::cursor::VersionCursor;
 use crate::db::events::Subject;
 use crate::db::policies::{self, PolicyRow};
 use crate::db::teams;
 use crate::db::{DbConnection, Page, PageRequest};
 use crate::domain::access::Caller;
 use crate::domain::currency::Currency;
+use crate::domain::event::EventKind;
 use crate::domain::money::Money;
 use crate::encoding::rfc3339;
 use crate::service::Error;
@@ -153,7 +155,7 @@ pub fn put_policy(
     audit::append(
         connection,
         Some(&caller.person_id),
-        "policy.versioned",
+        EventKind::PolicyVersioned,
         subject,
         &PolicyRecorded::from_row(&policy)?,
         at,
@@ -187,8 +189,8 @@ pub fn effective_policy(
 pub fn policy_versions(
     connection: &mut DbConnection,
     team_id: &str,
-    page: &PageRequest,
-) -> Result<Page<PolicyRow>, Error> {
+    page: &PageRequest<VersionCursor>,
+) -> Result<Page<PolicyRow, VersionCursor>, Error> {
     teams::find(connection, team_id)?.ok_or(Error::NotFound("team"))?;
     Ok(policies::versions(connection, team_id, page)?)
 }

@@ -8,6 +8,7 @@ use chrono::NaiveDateTime;
 use super::ledger::{LimitChangeV1, ProblemV1, stored_currency};
 use super::{Error, Refusal};
 use crate::db::audit;
+use crate::db::cursor::VersionCursor;
 use crate::db::events::Subject;
 use crate::db::limit_changes::{self, LimitChangeRow};
 use crate::db::policies::PolicyRow;
@@ -15,6 +16,7 @@ use crate::db::problems::{self, NewLimit, ProblemFilter, ProblemRow, Visibility}
 use crate::db::{self, DbConnection, Page, PageRequest, new_id, people, policies, teams};
 use crate::domain::access::{Caller, ProblemRef, Role};
 use crate::domain::event::EventKind;
+use crate::domain::ids::{PersonId, ProblemId, Reference, TeamId};
 use crate::domain::limit::Totals;
 use crate::domain::money::Money;
 use crate::domain::review::authority_covers;
@@ -26,9 +28,9 @@ use crate::domain::status::ProblemStatus;
 #[derive(Debug)]
 pub struct OpenProblem {
     /// The team, if named.
-    pub team_id: Option<String>,
+    pub team_id: Option<Reference<TeamId>>,
     /// The owner, if not the caller.
-    pub owner_id: Option<String>,
+    pub owner_id: Option<Reference<PersonId>>,
     /// What the problem is.
     pub title: String,
     /// The written definition of success.
@@ -125,23 +127,8 @@ pub fn open(
     command: OpenProblem,
     at: NaiveDateTime,
 ) -> Result<ProblemRow, Error> {
-    let (owner_id, owner_team_id) = owner(connection, caller, command.owner_id.as_deref())?;
-    let team_id = command
-        .team_id
-        .or_else(|| owner_team_id.clone())
-        .ok_or_else(|| {
-            Error::field(
-                "team_id",
-                "required",
-                "the owner belongs to no team: give team_id",
-            )
-        })?;
-    if teams::find(connection, &team_id)?.is_none() {
-        return Err(Error::UnknownReference {
-            field: "team_id",
-            names: "team",
-        });
-    }
+    let (owner_id, owner_team_id) = owner(connection, caller, command.owner_id.as_ref())?;
+    let team_id = problem_team(connection, command.team_id, owner_team_id.as_deref())?;
     if !caller.may_open_problem(&team_id, &owner_id, owner_team_id.as_deref()) {
         return Err(Error::Forbidden(
             "members open problems for themselves in their own team; managers in the teams they manage".to_owned(),
@@ -185,6 +172,35 @@ pub fn open(
     Ok(problem)
 }
 
+/// The team a new problem opens in: the one named, else the owner's; it
+/// must exist.
+fn problem_team(
+    connection: &mut DbConnection,
+    named: Option<Reference<TeamId>>,
+    owner_team_id: Option<&str>,
+) -> Result<String, Error> {
+    let unknown = || Error::UnknownReference {
+        field: "team_id",
+        names: "team",
+    };
+    let team_id = match named {
+        Some(Reference::Id(id)) => id.as_str().to_owned(),
+        // A malformed team id names no team, as an unknown one does.
+        Some(Reference::Malformed) => return Err(unknown()),
+        None => owner_team_id.map(str::to_owned).ok_or_else(|| {
+            Error::field(
+                "team_id",
+                "required",
+                "the owner belongs to no team: give team_id",
+            )
+        })?,
+    };
+    if teams::find(connection, &team_id)?.is_none() {
+        return Err(unknown());
+    }
+    Ok(team_id)
+}
+
 /// The limit a new problem opens with: an explicit one (a manager of the
 /// team only, in the policy's currency when a policy is in force), else the
 /// policy's per-problem limit; with neither, the team has no policy.
@@ -215,15 +231,20 @@ fn opening_limit(
 fn owner(
     connection: &mut DbConnection,
     caller: &Caller,
-    owner_id: Option<&str>,
+    owner_id: Option<&Reference<PersonId>>,
 ) -> Result<(String, Option<String>), Error> {
-    let owner_id = owner_id.unwrap_or(&caller.person_id);
+    let unknown = || Error::UnknownReference {
+        field: "owner_id",
+        names: "person",
+    };
+    let owner_id = match owner_id {
+        None => caller.person_id.as_str(),
+        Some(Reference::Id(id)) => id.as_str(),
+        Some(Reference::Malformed) => return Err(unknown()),
+    };
     let owner = people::find(connection, owner_id)?
         .filter(|owner| caller.may_see_person(&owner.id, owner.team_id.as_deref()))
-        .ok_or(Error::UnknownReference {
-            field: "owner_id",
-            names: "person",
-        })?;
+        .ok_or_else(unknown)?;
     let owns_problems = matches!(owner.role.parse(), Ok(Role::Member | Role::Manager));
     if !owns_problems && owner.id == caller.person_id {
         return Err(Error::Forbidden(
@@ -277,7 +298,7 @@ fn record(
     audit::append(
         connection,
         Some(&caller.person_id),
-        kind.as_str(),
+        kind,
         subject(problem),
         &payload,
         at,
@@ -291,10 +312,11 @@ fn record(
 pub fn update(
     connection: &mut DbConnection,
     caller: &Caller,
-    id: &str,
+    id: &ProblemId,
     command: UpdateProblem,
     at: NaiveDateTime,
 ) -> Result<ProblemRow, Error> {
+    let id = id.as_str();
     let mut problem = find_visible(connection, caller, id)?;
     if !caller.may_edit_problem(problem_ref(&problem)) {
         return Err(Error::Forbidden(
@@ -383,7 +405,7 @@ pub fn change_limit(
     audit::append(
         connection,
         Some(&caller.person_id),
-        EventKind::ProblemLimitChanged.as_str(),
+        EventKind::ProblemLimitChanged,
         subject(&problem),
         &payload,
         at,
@@ -477,9 +499,10 @@ fn limit_authority(
 pub fn limit_changes(
     connection: &mut DbConnection,
     caller: &Caller,
-    id: &str,
-    page: &PageRequest,
-) -> Result<(Page<LimitChangeRow>, String), Error> {
+    id: &ProblemId,
+    page: &PageRequest<VersionCursor>,
+) -> Result<(Page<LimitChangeRow, VersionCursor>, String), Error> {
+    let id = id.as_str();
     let problem = find_visible(connection, caller, id)?;
     Ok((limit_changes::list(connection, id, page)?, problem.currency))
 }
@@ -489,10 +512,11 @@ pub fn limit_changes(
 pub fn acknowledge(
     connection: &mut DbConnection,
     caller: &Caller,
-    id: &str,
+    id: &ProblemId,
     criteria_version: i32,
     at: NaiveDateTime,
 ) -> Result<ProblemRow, Error> {
+    let id = id.as_str();
     let problem = find_visible(connection, caller, id)?;
     if problem.owner_id != caller.person_id {
         return Err(Error::Forbidden(
@@ -525,9 +549,10 @@ pub fn acknowledge(
 pub fn close(
     connection: &mut DbConnection,
     caller: &Caller,
-    id: &str,
+    id: &ProblemId,
     at: NaiveDateTime,
 ) -> Result<ProblemRow, Error> {
+    let id = id.as_str();
     let problem = find_visible(connection, caller, id)?;
     if !caller.may_edit_problem(problem_ref(&problem)) {
         return Err(Error::Forbidden(

@@ -7,8 +7,9 @@ use chrono::NaiveDate;
 use super::Error;
 use super::audit::require_finance;
 use super::exports::{FINANCE_ONLY, team_scope};
-use crate::db::DbConnection;
+use crate::db::cursor::GroupCursor;
 use crate::db::reports::{self, GroupBy, ReportFilter, ReportRow};
+use crate::db::{DbConnection, Page, PageRequest};
 use crate::domain::access::Caller;
 
 /// What a report asks for, parsed.
@@ -49,18 +50,11 @@ pub fn report(
     })
 }
 
-/// One page of at most `limit` groups after the group key `after`, and the
-/// key to continue after.
+/// One page of groups after the page's group cursor.
 pub fn summary_page(
     connection: &mut DbConnection,
     report: &Report,
-    after: Option<&str>,
-    limit: i64,
-) -> Result<(Vec<ReportRow>, Option<String>), Error> {
-    Ok(reports::summary_page(
-        connection,
-        &report.filter,
-        after,
-        limit,
-    )?)
+    page: &PageRequest<GroupCursor>,
+) -> Result<Page<ReportRow, GroupCursor>, Error> {
+    Ok(reports::summary_page(connection, &report.filter, page)?)
 }

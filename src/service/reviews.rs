@@ -15,6 +15,7 @@ use crate::db::spends::{self, Decision, QueueScope, SpendRow};
 use crate::db::{DbConnection, Page, PageRequest, delegations, policies, problems, teams};
 use crate::domain::access::{Caller, Role};
 use crate::domain::event::EventKind;
+use crate::domain::ids::SpendId;
 use crate::domain::money::Money;
 use crate::domain::review::{Route, authority_covers};
 use crate::domain::status::{ReviewAction, SpendStatus};
@@ -48,10 +49,11 @@ pub struct Review {
 pub fn decide(
     connection: &mut DbConnection,
     caller: &Caller,
-    spend_id: &str,
+    spend_id: &SpendId,
     review: &Review,
     at: NaiveDateTime,
 ) -> Result<SpendRow, Error> {
+    let spend_id = spend_id.as_str();
     let (spend, problem) = find_visible_spend(connection, caller, spend_id, at)?;
     if !is_pending(&spend) {
         return Err(Error::from(Refusal::AlreadyDecided));

@@ -324,7 +324,7 @@ pub fn record(
     audit::append(
         connection,
         Some(&caller.person_id),
-        kind.as_str(),
+        kind,
         subject,
         &payload,
         at,

@@ -144,3 +144,85 @@ async fn an_unreachable_database_answers_503_not_a_hang() {
     assert_eq!(live.status, 200);
     handle.stop(false).await;
 }
+
+/// A refusal as a client reads it, but for the request id: status, code,
+/// detail and field errors.
+fn refusal(response: &crate::helpers::Response) -> String {
+    let body = &response.body;
+    format!(
+        "{} {} {} {}",
+        response.status, body["code"], body["detail"], body["errors"]
+    )
+}
+
+// Malformed cursors and ids answer exactly as before they were typed; a
+// report's cursor is read only once the caller may see the report, and a
+// CSV report reads none.
+backend_tests! {
+    async fn malformed_cursors_and_ids_are_refused_as_they_always_were(app: TestApp) {
+        let org = app.org().await;
+        let problem = app.open_problem("sam", "Door").await;
+        let now = chrono::Utc::now();
+        let window = (now.to_rfc3339(), (now + chrono::TimeDelta::hours(1)).to_rfc3339());
+        let mut seen = Vec::new();
+        for (subject, path) in [
+            ("admin", "/v1/teams?after=not-a-cursor".to_owned()),
+            ("admin", format!("/v1/teams/{}/policy/versions?after=1.5", org.ops)),
+            ("sam", format!("/v1/problems/{problem}/limit-changes?after=x")),
+            ("fin", "/v1/reports/summary?after=bad".to_owned()),
+            ("fin", "/v1/reports/summary?limit=0".to_owned()),
+            ("sam", "/v1/reports/summary?after=bad".to_owned()),
+            ("fin", "/v1/reports/summary?format=csv&after=bad".to_owned()),
+        ] {
+            seen.push(refusal(&app.get(subject, &path).await));
+        }
+        let (from, until) = window;
+        for (subject, path, body) in [
+            ("mia", "/v1/problems", json!({"title": "T", "success_criteria": "S", "owner_id": "nope"})),
+            ("sam", "/v1/problems", json!({"title": "T", "success_criteria": "S", "team_id": "nope"})),
+            ("mia", "/v1/delegations", json!({"delegate_id": "nope", "from": from, "until": until})),
+            ("mia", "/v1/delegations", json!({"delegate_id": org.mia, "delegator_id": "nope", "from": from, "until": until})),
+            ("admin", "/v1/delegations", json!({"delegate_id": org.mia, "delegator_id": "nope", "from": from, "until": until})),
+            ("admin", "/v1/teams", json!({"name": "X", "parent_id": "nope"})),
+            ("admin", "/v1/teams", json!({"name": "X", "manager_id": "nope"})),
+            ("admin", "/v1/people", json!({"subject": "x", "name": "X", "role": "member", "team_id": "nope"})),
+            ("mia", "/v1/spends/not-a-uuid/review", json!({"decision": "approve", "note": "ok"})),
+            ("sam", "/v1/problems/not-a-uuid/close", json!({})),
+        ] {
+            seen.push(refusal(&app.post(subject, path, &body).await));
+        }
+        for (path, body) in [
+            (format!("/v1/teams/{}", org.ops), json!({"parent_id": "nope"})),
+            (format!("/v1/teams/{}", org.ops), json!({"manager_id": "nope"})),
+            (format!("/v1/people/{}", org.sam), json!({"team_id": "nope"})),
+            ("/v1/people/not-a-uuid".to_owned(), json!({"name": "N"})),
+        ] {
+            seen.push(refusal(&app.patch("admin", &path, &body).await));
+        }
+        // Pinned from the server before cursors and ids were typed.
+        let expected = [
+            r#"400 "invalid_query" "after must be the id of an item: pass next_cursor from a previous page" null"#,
+            r#"400 "invalid_query" "after must be a version number: pass next_cursor from a previous page" null"#,
+            r#"400 "invalid_query" "after must be a version number: pass next_cursor from a previous page" null"#,
+            r#"400 "invalid_query" "after must be a group key GROUP_ID|YYYY-MM|CURRENCY: pass next_cursor from a previous page" null"#,
+            r#"400 "invalid_query" "limit must be between 1 and 200" null"#,
+            r#"403 "forbidden" "exports are for finance and admins" null"#,
+            "200 null null null",
+            r#"404 "not_found" "owner_id names no person you can see" null"#,
+            r#"404 "not_found" "team_id names no team you can see" null"#,
+            r#"404 "not_found" "delegate_id names no person you can see" null"#,
+            r#"403 "forbidden" "only an admin can hand over another manager's queue" null"#,
+            r#"404 "not_found" "delegator_id names no person you can see" null"#,
+            r#"422 "validation_failed" "the request has invalid fields" [{"code":"invalid_parent","field":"parent_id","message":"parent_id must be a team's id"}]"#,
+            r#"422 "validation_failed" "the request has invalid fields" [{"code":"invalid_manager","field":"manager_id","message":"manager_id must be a person's id"}]"#,
+            r#"422 "validation_failed" "the request has invalid fields" [{"code":"invalid_team","field":"team_id","message":"team_id must be a team's id"}]"#,
+            r#"404 "not_found" "spend not found" null"#,
+            r#"404 "not_found" "problem not found" null"#,
+            r#"422 "validation_failed" "the request has invalid fields" [{"code":"invalid_parent","field":"parent_id","message":"parent_id must be a team's id"}]"#,
+            r#"422 "validation_failed" "the request has invalid fields" [{"code":"invalid_manager","field":"manager_id","message":"manager_id must be a person's id"}]"#,
+            r#"422 "validation_failed" "the request has invalid fields" [{"code":"invalid_team","field":"team_id","message":"team_id must be a team's id"}]"#,
+            r#"404 "not_found" "person not found" null"#,
+        ];
+        assert_eq!(seen, expected);
+    }
+}
