@@ -4,7 +4,8 @@
 use diesel::prelude::*;
 
 use super::Error;
-use super::schema::problems;
+use super::policies::PolicyRow;
+use super::schema::{policies, problems};
 use super::{DbConnection, Page, PageRequest};
 use crate::domain::status::ProblemStatus;
 
@@ -97,6 +98,25 @@ pub fn find(connection: &mut DbConnection, id: &str) -> Result<Option<ProblemRow
     Ok(problems::table
         .find(id)
         .select(ProblemRow::as_select())
+        .first(connection)
+        .optional()?)
+}
+
+/// A problem with the policy version pinned on it, in one query: the spend
+/// path needs both, and a policy version never changes once written.
+pub fn find_with_policy(
+    connection: &mut DbConnection,
+    id: &str,
+) -> Result<Option<(ProblemRow, Option<PolicyRow>)>, Error> {
+    Ok(problems::table
+        .left_join(
+            policies::table.on(policies::team_id
+                .nullable()
+                .eq(problems::policy_team_id)
+                .and(policies::version.nullable().eq(problems::policy_version))),
+        )
+        .filter(problems::id.eq(id))
+        .select((ProblemRow::as_select(), Option::<PolicyRow>::as_select()))
         .first(connection)
         .optional()?)
 }

@@ -6,11 +6,10 @@
 use chrono::{NaiveDate, NaiveDateTime};
 
 use super::escalation::{
-    Step, is_pending, pinned_policy, record_step, reload_spend, review_due_at, route_from,
-    route_parts,
+    Step, is_pending, record_step, reload_spend, review_due_at, route_from, route_parts,
 };
 use super::ledger::{SpendV1, stored_currency};
-use super::problems::{find_visible, is_open, problem_ref, reload, totals, visibility};
+use super::problems::{find_visible_with_policy, is_open, problem_ref, reload, totals, visibility};
 use super::{Error, Refusal};
 use crate::db::audit;
 use crate::db::events::Subject;
@@ -54,7 +53,7 @@ pub fn log(
     new: LogSpend,
     at: NaiveDateTime,
 ) -> Result<SpendRow, Error> {
-    let problem = find_visible(connection, caller, problem_id)?;
+    let (problem, policy) = find_visible_with_policy(connection, caller, problem_id)?;
     if !caller.may_log_spend(problem_ref(&problem)) {
         return Err(Error::Forbidden(
             "only the problem's owner or a manager of its team can log spends".to_owned(),
@@ -67,11 +66,6 @@ pub fn log(
     if !is_open(&problem) {
         return Err(Error::from(Refusal::ProblemClosed));
     }
-    let policy = pinned_policy(
-        connection,
-        problem.policy_team_id.as_deref(),
-        problem.policy_version,
-    )?;
     let period = period_of(at);
     let rule = LimitRule {
         problem_id,
