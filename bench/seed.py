@@ -10,11 +10,14 @@ Usage: seed.py BASE_URL BINARY OUT_DIR
 Creates one team with a policy whose per-problem limit (BENCH_LIMIT, USD) is
 far above what any run spends, so spends are approved on the spot;
 BENCH_MEMBERS members; BENCH_PROBLEMS problems spread round-robin over the
-members, each opened by its owner; one "hot" problem (the first) and one
-extra "history" problem for the history-flatness case. Writes:
+members, each opened by its owner; one "hot" problem (the first), and two
+extra problems of the first member for the history-flatness case: "history"
+(which gets N prior spends) and "control" (fresh, measured right after the
+history problem, so drift of a shared machine shows). Writes:
   OUT_DIR/pairs-spread.txt   every (owner token, problem) pair
   OUT_DIR/pairs-hot.txt      the first problem only
   OUT_DIR/pairs-history.txt  the history problem only
+  OUT_DIR/pairs-control.txt  the control problem only
   OUT_DIR/finance.token      a finance token for the exports
   OUT_DIR/org.json           the ids
 """
@@ -76,8 +79,9 @@ def main():
         if problem["limit"]["amount"] != limit or problem["status"] != "open":
             sys.exit(f"seed: problem {i} did not get the bench limit: {problem}")
         pairs.append((owner, problem["id"]))
-    history = call(base, tokens[0], "POST", "/v1/problems", {
-        "title": "History problem", "success_criteria": "Benchmarked"})["id"]
+    history, control = (call(base, tokens[0], "POST", "/v1/problems", {
+        "title": f"{name} problem", "success_criteria": "Benchmarked"})["id"]
+        for name in ("History", "Control"))
 
     def write(name, rows):
         with open(os.path.join(out, name), "w") as f:
@@ -87,9 +91,11 @@ def main():
     write("pairs-spread.txt", pairs)
     write("pairs-hot.txt", pairs[:1])
     write("pairs-history.txt", [(tokens[0], history)])
+    write("pairs-control.txt", [(tokens[0], control)])
     with open(os.path.join(out, "finance.token"), "w") as f:
         f.write(token(binary, "bench-finance"))
-    json.dump({"team": team, "problems": [p for _, p in pairs], "history": history},
+    json.dump({"team": team, "problems": [p for _, p in pairs], "history": history,
+               "control": control},
               open(os.path.join(out, "org.json"), "w"))
 
 
