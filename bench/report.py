@@ -50,8 +50,8 @@ def main():
                          key=lambda row: int(row["label"].rsplit("/", 1)[1]))
         for row in spreads:
             connections = int(row["label"].rsplit("/", 1)[1])
-            # SQLite has one writer whatever the client count: one raw figure.
-            raw = by_label.get("sqlite/raw/1" if backend == "sqlite" else f"postgres/raw/{connections}")
+            # Measured right before this row; for SQLite always one writer.
+            raw = by_label.get(f"{backend}/raw/{connections}")
             raw_rate = raw["rate"] if raw else None
             ratio = f"{row['rate'] / raw_rate:.2f}×" if raw_rate else "n/a"
             targets = []
@@ -62,8 +62,8 @@ def main():
             print(f"| {backend} | {connections} | {row['rate']:.0f} | {row['p50_ms']:.1f} | {row['p99_ms']:.1f} | "
                   f"{raw_rate if raw_rate is not None else 'n/a'} | {ratio} | {'; '.join(targets)} |")
     print()
-    print("Raw: SQLite = bench/raw_sqlite.py, one writer, WAL, synchronous=FULL; "
-          "PostgreSQL = pgbench with bench/raw_pg_spend.sql at the same client count.\n")
+    print("Raw, measured right before each row: SQLite = bench/raw_sqlite.py, one writer, WAL, "
+          "synchronous=FULL; PostgreSQL = pgbench with bench/raw_pg_spend.sql at the same client count.\n")
 
     print("## Other cases\n")
     print("| backend | case | figure | compared with | ratio | target |")
