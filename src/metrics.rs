@@ -27,7 +27,8 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 pub const REQUEST_DURATION_SECONDS: &str = "leeway_http_request_duration_seconds";
 /// Histogram: time a unit of work waited to check out a pooled connection.
 pub const POOL_WAIT_SECONDS: &str = "leeway_db_pool_wait_seconds";
-/// Gauge: units of work queued for the SQLite writer, not yet committed.
+/// Gauge: units of work queued for the writer (SQLite; PostgreSQL with
+/// group commit on), not yet committed.
 pub const WRITE_QUEUE_DEPTH: &str = "leeway_db_write_queue_depth";
 /// Histogram: units of work committed together by one group commit.
 pub const COMMIT_BATCH_SIZE: &str = "leeway_db_commit_batch_size";
@@ -141,7 +142,7 @@ pub fn measure_pool_wait<T>(checkout: impl FnOnce() -> T) -> T {
     connection
 }
 
-/// Sets how many units of work wait for the SQLite writer right now.
+/// Sets how many units of work wait for the writer right now.
 pub fn write_queue_depth(depth: usize) {
     gauge!(WRITE_QUEUE_DEPTH).set(count_as_f64(depth));
 }

@@ -90,8 +90,8 @@ impl DatabaseUrl {
     }
 }
 
-/// Opens connections of the configured backend for the pool.
-#[derive(Debug)]
+/// Opens connections of the configured backend for the pool (and the writer).
+#[derive(Debug, Clone)]
 pub struct ConnectionManager {
     url: DatabaseUrl,
     statement_timeout_ms: u128,
@@ -258,10 +258,7 @@ impl Db {
             DatabaseUrl::Sqlite(_) => true,
         };
         let writer = if uses_writer {
-            let writer_manager = ConnectionManager {
-                url: url.clone(),
-                statement_timeout_ms: manager.statement_timeout_ms,
-            };
+            let writer_manager = manager.clone();
             let connect = move || {
                 writer_manager
                     .open()
