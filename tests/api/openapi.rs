@@ -170,14 +170,64 @@ fn the_spec_lists_every_error_code_the_server_answers() {
 #[test]
 fn the_spec_lists_exactly_the_currencies_the_server_knows() {
     let spec = spec();
-    let documented: BTreeSet<&str> = spec["components"]["schemas"]["CurrencyCode"]["enum"]
+    let listed = spec["components"]["schemas"]["CurrencyCode"]["enum"]
         .as_array()
-        .unwrap()
-        .iter()
-        .map(|code| code.as_str().unwrap())
-        .collect();
+        .unwrap();
+    let documented: BTreeSet<&str> = listed.iter().map(|code| code.as_str().unwrap()).collect();
+    // Comparing sets alone would let a code listed twice through, and client
+    // generators refuse an enum with a duplicate value.
+    assert_eq!(
+        listed.len(),
+        documented.len(),
+        "CurrencyCode lists a code twice"
+    );
     let known: BTreeSet<&str> = leeway::domain::currency::Currency::all()
         .map(leeway::domain::currency::Currency::code)
         .collect();
     assert_eq!(documented, known);
+}
+
+/// The values that `values` lists more than once, each named once.
+fn repeated(values: &[Value]) -> Vec<Value> {
+    let mut repeated: Vec<Value> = Vec::new();
+    for (index, value) in values.iter().enumerate() {
+        if values[..index].contains(value) && !repeated.contains(value) {
+            repeated.push(value.clone());
+        }
+    }
+    repeated
+}
+
+/// Every `enum` list in `value` that names a value more than once: its JSON
+/// pointer and the repeated values.
+fn duplicated_enum_values(value: &Value, pointer: &str, found: &mut Vec<(String, Vec<Value>)>) {
+    let children: Vec<(String, &Value)> = match value {
+        Value::Object(object) => object
+            .iter()
+            .map(|(key, child)| (key.clone(), child))
+            .collect(),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .map(|(index, item)| (index.to_string(), item))
+            .collect(),
+        _ => return,
+    };
+    for (key, child) in children {
+        let child_pointer = format!("{pointer}/{}", key.replace('~', "~0").replace('/', "~1"));
+        if let (Value::Object(_), "enum", Value::Array(values)) = (value, key.as_str(), child) {
+            let values = repeated(values);
+            if !values.is_empty() {
+                found.push((child_pointer.clone(), values));
+            }
+        }
+        duplicated_enum_values(child, &child_pointer, found);
+    }
+}
+
+#[test]
+fn no_enum_in_the_spec_lists_a_value_twice() {
+    let mut found = Vec::new();
+    duplicated_enum_values(&spec(), "#", &mut found);
+    assert!(found.is_empty(), "enums listing a value twice: {found:?}");
 }
