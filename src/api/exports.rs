@@ -7,7 +7,9 @@
 //!
 //! - `spends.csv`: RFC 4180, the fixed columns of [`SPEND_COLUMNS`], CRLF line
 //!   ends; a cell a spreadsheet would run as a formula is prefixed with `'`.
-//! - `spends.jsonl`, `events.jsonl`: one JSON object per line.
+//! - `spends.jsonl`, `events.jsonl`: one JSON object per line, sent as
+//!   `text/plain; charset=utf-8`: client generators know no JSON Lines media
+//!   type, and some parse an `application/jsonl` body as one JSON document.
 //! - `journal.beancount`: approved spends as `*` transactions, pending ones
 //!   as `!`, the problem as a `^problem-<id>` link; rejected and voided spends
 //!   moved no money and are left out.
@@ -313,7 +315,7 @@ pub async fn spends_jsonl(
         out.push(b'\n');
         Ok(())
     });
-    Ok(respond("application/jsonl", "spends.jsonl", as_of, body))
+    Ok(respond("text/plain; charset=utf-8", "spends.jsonl", as_of, body))
 }
 
 /// `GET /v1/exports/journal.beancount`.
@@ -390,5 +392,5 @@ pub async fn events_jsonl(
             Ok((chunk, next))
         },
     );
-    Ok(respond("application/jsonl", "events.jsonl", as_of, body))
+    Ok(respond("text/plain; charset=utf-8", "events.jsonl", as_of, body))
 }

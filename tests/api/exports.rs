@@ -252,6 +252,27 @@ backend_tests! {
         assert!(events.iter().all(|event| event["sequence"].as_i64().unwrap() <= as_of.parse::<i64>().unwrap()));
     }
 
+    async fn every_export_answers_the_media_type_the_spec_declares(app: TestApp) {
+        app.org().await;
+        let spec: Value = serde_yaml::from_str(include_str!("../../openapi.yaml")).unwrap();
+        // JSON lines go out as text/plain: client generators know no JSON
+        // Lines media type, and some parse any `application/...json...` body
+        // as one JSON document, which fails on every line after the first.
+        for (path, content_type) in [
+            ("/v1/exports/spends.csv", "text/csv; charset=utf-8; header=present"),
+            ("/v1/exports/spends.jsonl", "text/plain; charset=utf-8"),
+            ("/v1/exports/events.jsonl", "text/plain; charset=utf-8"),
+            ("/v1/exports/journal.beancount", "text/plain; charset=utf-8"),
+        ] {
+            let response = raw(&app, "fin", path).await;
+            assert_eq!(response.status, 200, "{path}: {}", response.text);
+            assert_eq!(response.headers["content-type"], content_type, "{path}");
+            let media_type = content_type.split(';').next().unwrap();
+            let documented = &spec["paths"][path]["get"]["responses"]["200"]["content"];
+            assert!(documented.get(media_type).is_some(), "{path} answers {media_type}; openapi.yaml declares {documented}");
+        }
+    }
+
     async fn export_filters_narrow_the_rows(app: TestApp) {
         let (org, _) = ledger(&app).await;
         let count = |text: &str| csv_rows(text).len();
