@@ -15,6 +15,8 @@ import sys
 import uuid
 from http import HTTPStatus
 
+import attrs
+
 from leeway_client import AuthenticatedClient
 from leeway_client.api.audit import verify_audit_chain
 from leeway_client.api.exports import export_spends_csv, export_spends_jsonl
@@ -41,7 +43,7 @@ from leeway_client.models import (
 from leeway_client.types import Unset
 
 
-def same_keys(sent, typed, path="body"):
+def same_keys(sent, typed, path):
     """Fails unless `typed` (a model's to_dict()) has every key of `sent`."""
     if isinstance(sent, dict):
         assert isinstance(typed, dict), f"{path}: {typed!r} is not an object"
@@ -55,13 +57,28 @@ def same_keys(sent, typed, path="body"):
             same_keys(item, typed_item, f"{path}[{index}]")
 
 
+def nothing_untyped(value, path):
+    """Fails if a model in `value` keeps a field as an untyped extra: one the
+    spec does not declare where the generator can see it."""
+    if attrs.has(type(value)):
+        extra = sorted(getattr(value, "additional_properties", {}))
+        assert not extra, f"{path}: {type(value).__name__} has no typed field for {extra}"
+        for field in attrs.fields(type(value)):
+            nothing_untyped(getattr(value, field.name), f"{path}.{field.name}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            nothing_untyped(item, f"{path}[{index}]")
+
+
 def call(endpoint, status, **kwargs):
     """Calls `endpoint` and returns its typed answer, which must have `status`
-    and carry every field of the JSON the server sent."""
+    and carry every field of the JSON the server sent as a typed field."""
     response = endpoint.sync_detailed(**kwargs)
-    assert response.status_code == status, f"{endpoint.__name__}: {response.status_code} {response.content!r}"
+    name = endpoint.__name__.rsplit(".", 1)[-1]
+    assert response.status_code == status, f"{name}: {response.status_code} {response.content!r}"
     if response.headers.get("content-type", "").endswith("json"):
-        same_keys(json.loads(response.content), response.parsed.to_dict(), endpoint.__name__)
+        same_keys(json.loads(response.content), response.parsed.to_dict(), name)
+        nothing_untyped(response.parsed, name)
     return response.parsed
 
 
