@@ -315,7 +315,12 @@ pub async fn spends_jsonl(
         out.push(b'\n');
         Ok(())
     });
-    Ok(respond("text/plain; charset=utf-8", "spends.jsonl", as_of, body))
+    Ok(respond(
+        "text/plain; charset=utf-8",
+        "spends.jsonl",
+        as_of,
+        body,
+    ))
 }
 
 /// `GET /v1/exports/journal.beancount`.
@@ -392,5 +397,10 @@ pub async fn events_jsonl(
             Ok((chunk, next))
         },
     );
-    Ok(respond("text/plain; charset=utf-8", "events.jsonl", as_of, body))
+    Ok(respond(
+        "text/plain; charset=utf-8",
+        "events.jsonl",
+        as_of,
+        body,
+    ))
 }
