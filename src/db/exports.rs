@@ -1,14 +1,17 @@
 //! Reads for finance exports, one bounded page at a time, as of an event
 //! sequence. A spend row changes as it is reviewed or voided, so an export
-//! as of sequence N takes each spend's state from its newest event at or
-//! below N (every spend event carries the spend as it was after the change;
-//! `service::exports` decodes it); the immutable fields (amount, dates, ids) come from the row. Everything
+//! as of sequence N takes the state of a spend changed after N from its
+//! newest event at or below N (every spend event carries the spend as it was
+//! after the change; `service::exports` decodes it), and the state of every
+//! other spend from its row, which is what its newest event recorded. The
+//! immutable fields (amount, dates, ids) always come from the row. Everything
 //! read is then committed and immutable, so the pages need no common
 //! transaction and a re-run returns the same rows.
 
 use diesel::Connection;
+use diesel::dsl::sql;
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Integer, Text};
+use diesel::sql_types::{BigInt, Integer, Nullable, Text};
 
 use super::DbConnection;
 use super::Error;
@@ -22,15 +25,33 @@ type Backend = <DbConnection as Connection>::Backend;
 /// Rows read per query; the server holds one page of an export at a time.
 pub const EXPORT_PAGE_SIZE: i64 = 500;
 
-/// A spend row with its problem's team and owner, as an export reads it.
+/// A spend row with its problem's team and owner and where its events stand
+/// against the export's `as_of`, as an export reads it.
 #[derive(Debug, Clone)]
 pub struct ExportSpendRow {
-    /// The row: its immutable fields are the spend's.
+    /// The row: its immutable fields are the spend's; its state is the
+    /// spend's as of its newest event.
     pub spend: SpendRow,
     /// The problem's team.
     pub team_id: String,
     /// The problem's owner.
     pub owner_id: String,
+    /// The spend's newest event at or below `as_of`; `None` when the spend
+    /// did not exist yet at `as_of`.
+    pub as_of_sequence: Option<i64>,
+    /// The spend's newest event of all. Equal to `as_of_sequence` when
+    /// nothing happened to the spend after `as_of`, so the row's state is
+    /// its state as of the export.
+    pub newest_sequence: Option<i64>,
+}
+
+impl ExportSpendRow {
+    /// Whether the row's state is the spend's state as of the export: the
+    /// spend existed then and has no event after it.
+    #[must_use]
+    pub fn row_is_as_of(&self) -> bool {
+        self.as_of_sequence.is_some() && self.as_of_sequence == self.newest_sequence
+    }
 }
 
 /// One stored event about a spend: the spend's JSON after a change.
@@ -131,17 +152,35 @@ pub fn team_subtree(
     Ok(rows.into_iter().map(|row| row.id).collect())
 }
 
-/// One page of spends after `after` (by id), read from the rows: the
-/// state as of `filter.as_of` comes from [`spend_events`]. Returns the
-/// spends and the id to continue after, `None` on the last page.
+/// One page of spends after `after` (by id), each with the sequences of its
+/// newest event at or below `filter.as_of` and of its newest event of all
+/// (two index-only lookups on `events (subject_id, sequence)`; a spend id is
+/// a UUID no other subject shares). A spend with no event after `as_of` is
+/// exported from its row; the others' state as of `filter.as_of` comes from
+/// [`spend_events`]. Returns the spends and the id to continue after, `None`
+/// on the last page.
 pub fn spends_page(
     connection: &mut DbConnection,
     filter: &SpendExportFilter,
     after: Option<&str>,
 ) -> Result<(Vec<ExportSpendRow>, Option<String>), Error> {
+    let as_of_sequence = sql::<Nullable<BigInt>>(
+        "(SELECT MAX(e.sequence) FROM events e WHERE e.subject_id = spends.id AND e.sequence <= ",
+    )
+    .bind::<BigInt, _>(filter.as_of)
+    .sql(")");
+    let newest_sequence = sql::<Nullable<BigInt>>(
+        "(SELECT MAX(e.sequence) FROM events e WHERE e.subject_id = spends.id)",
+    );
     let mut query = spends::table
         .inner_join(problems::table)
-        .select((SpendRow::as_select(), problems::team_id, problems::owner_id))
+        .select((
+            SpendRow::as_select(),
+            problems::team_id,
+            problems::owner_id,
+            as_of_sequence,
+            newest_sequence,
+        ))
         .order(spends::id.asc())
         .limit(EXPORT_PAGE_SIZE)
         .into_boxed();
@@ -157,24 +196,28 @@ pub fn spends_page(
     if let Some(after) = after {
         query = query.filter(spends::id.gt(after.to_owned()));
     }
-    let rows: Vec<(SpendRow, String, String)> = query.load(connection)?;
+    let rows: Vec<(SpendRow, String, String, Option<i64>, Option<i64>)> = query.load(connection)?;
     let next_after = (rows.len() == usize::try_from(EXPORT_PAGE_SIZE).unwrap_or(usize::MAX))
         .then(|| rows.last().map(|row| row.0.id.clone()))
         .flatten();
     let rows = rows
         .into_iter()
-        .map(|(spend, team_id, owner_id)| ExportSpendRow {
-            spend,
-            team_id,
-            owner_id,
-        })
+        .map(
+            |(spend, team_id, owner_id, as_of_sequence, newest_sequence)| ExportSpendRow {
+                spend,
+                team_id,
+                owner_id,
+                as_of_sequence,
+                newest_sequence,
+            },
+        )
         .collect();
     Ok((rows, next_after))
 }
 
 /// Every event about these spends at or below sequence `as_of`, in no
 /// particular order. A spend has a handful of events, so this is bounded
-/// by the number of spends asked about (one page).
+/// by the number of spends asked about (at most one page).
 pub fn spend_events(
     connection: &mut DbConnection,
     spend_ids: Vec<String>,

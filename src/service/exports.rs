@@ -1,7 +1,9 @@
 //! The finance export use cases: resolving what an export holds (its
 //! `as_of`, its teams) once, then one page at a time as the client reads.
-//! A spend's state as of the export comes from its newest spend event at or
-//! below `as_of`, decoded as a [`SpendSnapshotV1`].
+//! A spend's state as of the export is what its newest spend event at or
+//! below `as_of` recorded, a [`SpendSnapshotV1`]: built from the row when
+//! nothing happened to the spend after `as_of` (the row holds what that
+//! event recorded), decoded from the event otherwise.
 
 use std::collections::HashMap;
 
@@ -10,6 +12,7 @@ use serde::Deserialize;
 
 use super::Error;
 use super::audit::{require_finance, resolve_as_of};
+use super::ledger::MoneyV1;
 use crate::db::events::EventRow;
 use crate::db::exports::{
     self, EventExportFilter, ExportSpendRow, SpendEventData, SpendExportFilter,
@@ -17,7 +20,9 @@ use crate::db::exports::{
 use crate::db::spends::SpendRow;
 use crate::db::{DbConnection, teams};
 use crate::domain::access::Caller;
+use crate::domain::review::decode_reasons;
 use crate::domain::status::SpendStatus;
+use crate::encoding::rfc3339;
 
 /// Why a caller who is not finance or an admin may not export or read
 /// reports.
@@ -26,7 +31,7 @@ pub const FINANCE_ONLY: &str = "exports are for finance and admins";
 /// The spend event payload, version 1: the spend as it was after the change
 /// (what the spend handlers record). Only the fields exports read; unknown
 /// fields are ignored.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct SpendSnapshotV1 {
     /// The status after the change; an event without one is no snapshot.
     pub status: String,
@@ -50,13 +55,36 @@ pub struct SpendSnapshotV1 {
 
 /// A money value in a spend event: only its decimal amount is read (the
 /// currency is the spend's).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct AmountV1 {
     /// The decimal amount, e.g. `12.50`.
     pub amount: String,
 }
 
 impl SpendSnapshotV1 {
+    /// The snapshot a spend event records of `row` (what
+    /// [`SpendV1::from_row`](super::ledger::SpendV1::from_row) stores, read
+    /// back), built without the JSON: the state of a spend with no event
+    /// after an export's `as_of`.
+    pub fn from_row(row: &SpendRow) -> Result<Self, Error> {
+        Ok(Self {
+            status: row.status.clone(),
+            decided_by: row.decided_by.clone(),
+            decided_at: row.decided_at.map(rfc3339),
+            flag_reasons: Some(decode_reasons(row.flag_reasons.as_deref())),
+            reviewer_id: row.reviewer_id.clone(),
+            approved_amount: row
+                .approved_amount_minor
+                .map(|minor| {
+                    MoneyV1::stored(minor, &row.currency).map(|money| AmountV1 {
+                        amount: money.amount,
+                    })
+                })
+                .transpose()?,
+            voided_at: row.voided_at.map(rfc3339),
+        })
+    }
+
     /// Decodes an event's stored `data`; `None` when the JSON is not a
     /// spend snapshot (no string `status`).
     fn decode(data: &str) -> Result<Option<Self>, Error> {
@@ -228,18 +256,38 @@ pub fn spends_page(
     after: Option<&str>,
 ) -> Result<(Vec<SpendAsOf>, Option<String>), Error> {
     let (rows, next_after) = exports::spends_page(connection, &export.filter, after)?;
-    let ids = rows.iter().map(|row| row.spend.id.clone()).collect();
-    let history = exports::spend_events(connection, ids, export.filter.as_of)?;
-    let mut snapshots = states_as_of(history)?;
+    // Only spends changed after `as_of` need their history read back.
+    let changed: Vec<String> = rows
+        .iter()
+        .filter(|row| row.as_of_sequence.is_some() && !row.row_is_as_of())
+        .map(|row| row.spend.id.clone())
+        .collect();
+    let mut snapshots = if changed.is_empty() {
+        HashMap::new()
+    } else {
+        states_as_of(exports::spend_events(
+            connection,
+            changed,
+            export.filter.as_of,
+        )?)?
+    };
     let mut spends = Vec::with_capacity(rows.len());
-    for ExportSpendRow {
-        spend,
-        team_id,
-        owner_id,
-    } in rows
-    {
-        // Missing: the spend did not exist yet at `as_of`.
-        let Some((snapshot, sequence)) = snapshots.remove(&spend.id) else {
+    for row in rows {
+        let state = match row.as_of_sequence {
+            // The spend did not exist yet at `as_of`.
+            None => None,
+            Some(sequence) if row.row_is_as_of() => {
+                Some((SpendSnapshotV1::from_row(&row.spend)?, sequence))
+            }
+            Some(_) => snapshots.remove(&row.spend.id),
+        };
+        let ExportSpendRow {
+            spend,
+            team_id,
+            owner_id,
+            ..
+        } = row;
+        let Some((snapshot, sequence)) = state else {
             continue;
         };
         if export
@@ -289,4 +337,94 @@ pub fn events_page(
     after: i64,
 ) -> Result<(Vec<EventRow>, Option<i64>), Error> {
     Ok(exports::events_page(connection, &export.filter, after)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::NaiveDate;
+
+    use super::*;
+    use crate::service::ledger::SpendV1;
+
+    fn row() -> SpendRow {
+        let at = NaiveDate::from_ymd_opt(2026, 11, 25)
+            .unwrap()
+            .and_hms_micro_opt(10, 30, 0, 123_456)
+            .unwrap();
+        SpendRow {
+            id: "s1".into(),
+            problem_id: "p1".into(),
+            amount_minor: 12_345,
+            currency: "JPY".into(),
+            status: "approved".into(),
+            overrun_minor: None,
+            merchant: "Shop".into(),
+            description: "Cable".into(),
+            category: None,
+            spent_on: at.date(),
+            receipt_url: None,
+            logged_by: "u1".into(),
+            logged_at: at,
+            decided_by: None,
+            decided_at: None,
+            decision_note: None,
+            voided_by: None,
+            voided_at: None,
+            void_reason: None,
+            flag_reasons: None,
+            policy_team_id: None,
+            policy_version: None,
+            approved_amount_minor: None,
+            reviewer_id: None,
+            review_team_id: None,
+            original_reviewer_id: None,
+            original_review_team_id: None,
+            review_due_at: None,
+            decided_on_behalf_of: None,
+            route_version: 1,
+        }
+    }
+
+    /// The row-built snapshot is exactly what decoding the stored event
+    /// gives, in every state a spend passes through: exports take one for
+    /// the other.
+    #[test]
+    fn a_snapshot_from_the_row_equals_the_stored_event_read_back() {
+        let approved = row();
+        let flagged = SpendRow {
+            status: "pending_review".into(),
+            overrun_minor: Some(45),
+            flag_reasons: Some("over_problem_limit,not_acknowledged".into()),
+            reviewer_id: Some("m1".into()),
+            ..row()
+        };
+        let partly_approved = SpendRow {
+            status: "approved_by_manager".into(),
+            decided_by: Some("m1".into()),
+            decided_at: Some(approved.logged_at),
+            approved_amount_minor: Some(100),
+            ..flagged.clone()
+        };
+        let voided = SpendRow {
+            status: "voided".into(),
+            voided_by: Some("u1".into()),
+            voided_at: Some(approved.logged_at),
+            void_reason: Some("duplicate".into()),
+            currency: "BHD".into(),
+            ..partly_approved.clone()
+        };
+        let empty_reasons = SpendRow {
+            flag_reasons: Some(String::new()),
+            ..row()
+        };
+        for spend in [approved, flagged, partly_approved, voided, empty_reasons] {
+            let stored = serde_json::to_string(&SpendV1::from_row(&spend).unwrap()).unwrap();
+            let decoded = SpendSnapshotV1::decode(&stored).unwrap().unwrap();
+            assert_eq!(
+                SpendSnapshotV1::from_row(&spend).unwrap(),
+                decoded,
+                "{stored}"
+            );
+        }
+    }
 }
