@@ -1,5 +1,6 @@
 //! The `leeway` binary: parses the command line and calls into the library.
 
+use std::fmt::Write as _;
 use std::io::Write;
 use std::net::TcpListener;
 use std::process::ExitCode;
@@ -111,9 +112,10 @@ impl FirstRun {
             self.token_command("admin"),
         );
         if self.password_hidden {
-            hint.push_str(&format!(
-                "(Put the database password in place of {PASSWORD_PLACEHOLDER}.)\n"
-            ));
+            let _ = writeln!(
+                hint,
+                "(Put the database password in place of {PASSWORD_PLACEHOLDER}.)"
+            );
         }
         hint
     }
