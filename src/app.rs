@@ -237,7 +237,7 @@ fn json_error(error: JsonPayloadError, _request: &HttpRequest) -> actix_web::Err
             ApiError::Validation(vec![FieldError {
                 field: "body".to_owned(),
                 code: "invalid_field",
-                message: cause.to_string(),
+                message: api::types::in_json_terms(&cause.to_string()),
             }])
         }
         JsonPayloadError::Deserialize(cause) => {
@@ -253,7 +253,11 @@ fn json_error(error: JsonPayloadError, _request: &HttpRequest) -> actix_web::Err
     reason = "the signature actix requires of an error handler"
 )]
 fn query_error(error: QueryPayloadError, _request: &HttpRequest) -> actix_web::Error {
-    ApiError::InvalidQuery(format!("the query string is not valid: {error}")).into()
+    let cause = match &error {
+        QueryPayloadError::Deserialize(cause) => api::types::in_json_terms(&cause.to_string()),
+        other => other.to_string(),
+    };
+    ApiError::InvalidQuery(format!("the query string is not valid: {cause}")).into()
 }
 
 fn path_error(_error: PathError, _request: &HttpRequest) -> actix_web::Error {

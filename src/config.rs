@@ -1,6 +1,12 @@
 //! Typed configuration, read once at start-up from flags and `LEEWAY_*`
-//! environment variables (a flag wins over its variable).
+//! environment variables (a flag wins over its variable). Each command takes
+//! only the settings it uses, so `leeway token --help` lists what shapes a
+//! token and nothing a server needs. Also here: how this process was started
+//! ([`Launcher`]) and the flags that point another command at the same data
+//! ([`DatabaseSettings::flags`]), so the commands Leeway suggests can be
+//! pasted as printed.
 
+use std::fmt::Write as _;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -30,8 +36,13 @@ pub const JWT_SECRET_LENGTH_MIN: usize = 32;
 pub const JWT_SECRET_FILE_NAME: &str = "jwt-secret";
 /// Name of the embedded database file inside the data directory.
 pub const SQLITE_FILE_NAME: &str = "leeway.db";
-/// Default lifetime of a token printed by `leeway token`.
+/// Default lifetime of a token printed by `leeway token`: an hour.
 pub const TOKEN_TTL_SECS_DEFAULT: u64 = 3_600;
+/// Data directory used when none is configured.
+pub const DATA_DIR_DEFAULT: &str = "./leeway-data";
+/// Stands for the database password in a command Leeway prints: the
+/// password itself is never printed.
+pub const PASSWORD_PLACEHOLDER: &str = "PASSWORD";
 /// Default seconds between two runs of the review SLA escalation task.
 pub const ESCALATION_INTERVAL_SECS_DEFAULT: u64 = 60;
 /// Address served when none is configured.
@@ -56,10 +67,11 @@ pub const STATEMENT_TIMEOUT_MS_MAX: u64 = 3_600_000;
 #[command(
     name = "leeway",
     version,
-    about = "Delegation budget and approval ledger service"
+    about = "Delegation budget and approval ledger service",
+    args_conflicts_with_subcommands = true
 )]
 pub struct Cli {
-    /// Settings shared by every command.
+    /// The server's settings, for `leeway` with no command (which serves).
     #[command(flatten)]
     pub settings: Settings,
     /// What to do; `serve` when omitted.
@@ -67,80 +79,87 @@ pub struct Cli {
     pub command: Option<Command>,
 }
 
-/// Settings shared by every command.
+/// The data directory: the embedded database and the generated signing
+/// secret. Every command reads it.
+#[derive(Debug, Clone, Args)]
+pub struct DataDir {
+    /// Directory for the embedded database and the generated signing secret.
+    #[arg(long, env = "LEEWAY_DATA_DIR", default_value = DATA_DIR_DEFAULT)]
+    pub data_dir: PathBuf,
+}
+
+/// Which database a command works on.
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseSettings {
+    /// The data directory.
+    #[command(flatten)]
+    pub data_dir: DataDir,
+    /// `postgres://...` for PostgreSQL; a file path or `sqlite://PATH` for
+    /// SQLite. Default: SQLite at DATA_DIR/leeway.db.
+    #[arg(long, env = "LEEWAY_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+}
+
+/// How tokens are signed: what `leeway token` and the server must agree on.
+#[derive(Debug, Clone, Args)]
+pub struct SigningSettings {
+    /// HS256 signing secret (at least 32 bytes). Default: a random secret
+    /// generated once at DATA_DIR/jwt-secret.
+    #[arg(long, env = "LEEWAY_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    /// Required `iss` claim, when set.
+    #[arg(long, env = "LEEWAY_JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+    /// Required `aud` claim, when set.
+    #[arg(long, env = "LEEWAY_JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+    /// Longest token lifetime accepted, in seconds.
+    #[arg(
+        long,
+        env = "LEEWAY_JWT_LIFETIME_MAX_SECS",
+        default_value_t = JWT_LIFETIME_MAX_SECS_DEFAULT,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub jwt_lifetime_max_secs: u64,
+}
+
+/// The server's settings (`leeway serve`, or `leeway` alone).
 #[derive(Debug, Clone, Args)]
 pub struct Settings {
     /// Address to listen on.
-    #[arg(
-        long,
-        env = "LEEWAY_BIND",
-        default_value = BIND_DEFAULT,
-        global = true
-    )]
+    #[arg(long, env = "LEEWAY_BIND", default_value = BIND_DEFAULT)]
     pub bind: String,
-    /// Directory for the embedded database and the generated signing secret.
-    #[arg(
-        long,
-        env = "LEEWAY_DATA_DIR",
-        default_value = "./leeway-data",
-        global = true
-    )]
-    pub data_dir: PathBuf,
-    /// `postgres://...` for PostgreSQL; a file path or `sqlite://PATH` for
-    /// SQLite. Default: SQLite at DATA_DIR/leeway.db.
-    #[arg(
-        long,
-        env = "LEEWAY_DATABASE_URL",
-        global = true,
-        hide_env_values = true
-    )]
-    pub database_url: Option<String>,
-    /// HS256 signing secret (at least 32 bytes). Default: a random secret
-    /// generated once at DATA_DIR/jwt-secret.
-    #[arg(long, env = "LEEWAY_JWT_SECRET", global = true, hide_env_values = true)]
-    pub jwt_secret: Option<String>,
-    /// Required `iss` claim, when set.
-    #[arg(long, env = "LEEWAY_JWT_ISSUER", global = true)]
-    pub jwt_issuer: Option<String>,
-    /// Required `aud` claim, when set.
-    #[arg(long, env = "LEEWAY_JWT_AUDIENCE", global = true)]
-    pub jwt_audience: Option<String>,
+    /// The database.
+    #[command(flatten)]
+    pub database: DatabaseSettings,
+    /// How tokens are signed.
+    #[command(flatten)]
+    pub signing: SigningSettings,
     /// PEM file holding one RSA or P-256 public key of an identity
     /// provider: tokens signed with it (RS256 or ES256) are accepted.
-    #[arg(long, env = "LEEWAY_JWT_PUBLIC_KEY_FILE", global = true)]
+    #[arg(long, env = "LEEWAY_JWT_PUBLIC_KEY_FILE")]
     pub jwt_public_key_file: Option<PathBuf>,
     /// JWKS file of an identity provider: RS256 and ES256 tokens are
     /// verified with the key named by their `kid`.
-    #[arg(long, env = "LEEWAY_JWT_JWKS_FILE", global = true)]
+    #[arg(long, env = "LEEWAY_JWT_JWKS_FILE")]
     pub jwt_jwks_file: Option<PathBuf>,
     /// Clock skew tolerated on `exp`, `nbf` and `iat`, in seconds.
     #[arg(
         long,
         env = "LEEWAY_JWT_LEEWAY_SECS",
         default_value_t = JWT_LEEWAY_SECS_DEFAULT,
-        value_parser = clap::value_parser!(u64).range(0..=JWT_LEEWAY_SECS_MAX),
-        global = true
+        value_parser = clap::value_parser!(u64).range(0..=JWT_LEEWAY_SECS_MAX)
     )]
     pub jwt_leeway_secs: u64,
-    /// Longest token lifetime accepted, in seconds.
-    #[arg(
-        long,
-        env = "LEEWAY_JWT_LIFETIME_MAX_SECS",
-        default_value_t = JWT_LIFETIME_MAX_SECS_DEFAULT,
-        value_parser = clap::value_parser!(u64).range(1..),
-        global = true
-    )]
-    pub jwt_lifetime_max_secs: u64,
     /// HTTP worker threads (default: one per core).
-    #[arg(long, env = "LEEWAY_WORKERS", global = true)]
+    #[arg(long, env = "LEEWAY_WORKERS")]
     pub workers: Option<usize>,
     /// Seconds between two runs of the review SLA escalation task.
     #[arg(
         long,
         env = "LEEWAY_ESCALATION_INTERVAL_SECS",
         default_value_t = ESCALATION_INTERVAL_SECS_DEFAULT,
-        value_parser = clap::value_parser!(u64).range(1..=86_400),
-        global = true
+        value_parser = clap::value_parser!(u64).range(1..=86_400)
     )]
     pub escalation_interval_secs: u64,
     /// Limits on what clients may consume.
@@ -152,16 +171,15 @@ pub struct Settings {
         long,
         env = "LEEWAY_CORS_ORIGINS",
         value_delimiter = ',',
-        num_args = 0..,
-        global = true
+        num_args = 0..
     )]
     pub cors_origins: Vec<String>,
     /// Serve `GET /metrics` to anyone, without a token. Off: admins only.
-    #[arg(long, env = "LEEWAY_METRICS_PUBLIC", global = true)]
+    #[arg(long, env = "LEEWAY_METRICS_PUBLIC")]
     pub metrics_public: bool,
     /// A second address that serves only `GET /metrics`, without a token
     /// (for a scraper on a private network). Default: none.
-    #[arg(long, env = "LEEWAY_METRICS_BIND", global = true)]
+    #[arg(long, env = "LEEWAY_METRICS_BIND")]
     pub metrics_bind: Option<String>,
 }
 
@@ -173,8 +191,7 @@ pub struct LimitSettings {
         long,
         env = "LEEWAY_BODY_READ_TIMEOUT_MS",
         default_value_t = duration_ms(BODY_READ_TIMEOUT_DEFAULT),
-        value_parser = clap::value_parser!(u64).range(1..=BODY_READ_TIMEOUT_MS_MAX),
-        global = true
+        value_parser = clap::value_parser!(u64).range(1..=BODY_READ_TIMEOUT_MS_MAX)
     )]
     pub body_read_timeout_ms: u64,
     /// Open connections served at once per HTTP worker (at least 2).
@@ -182,16 +199,14 @@ pub struct LimitSettings {
         long,
         env = "LEEWAY_MAX_CONNECTIONS",
         default_value_t = CONNECTIONS_PER_WORKER_MAX_DEFAULT,
-        value_parser = clap::value_parser!(u64).range(CONNECTIONS_PER_WORKER_MAX_MIN..),
-        global = true
+        value_parser = clap::value_parser!(u64).range(CONNECTIONS_PER_WORKER_MAX_MIN..)
     )]
     pub max_connections: u64,
     /// Database connections pooled per process (default: 10 on PostgreSQL, 8 on SQLite).
     #[arg(
         long,
         env = "LEEWAY_DB_POOL_SIZE",
-        value_parser = clap::value_parser!(u32).range(1..=i64::from(POOL_SIZE_MAX)),
-        global = true
+        value_parser = clap::value_parser!(u32).range(1..=i64::from(POOL_SIZE_MAX))
     )]
     pub db_pool_size: Option<u32>,
     /// How long a request waits for a pooled connection before answering 503, in milliseconds.
@@ -199,8 +214,7 @@ pub struct LimitSettings {
         long,
         env = "LEEWAY_DB_POOL_TIMEOUT_MS",
         default_value_t = duration_ms(POOL_CHECKOUT_TIMEOUT),
-        value_parser = clap::value_parser!(u64).range(1..=POOL_CHECKOUT_TIMEOUT_MS_MAX),
-        global = true
+        value_parser = clap::value_parser!(u64).range(1..=POOL_CHECKOUT_TIMEOUT_MS_MAX)
     )]
     pub db_pool_timeout_ms: u64,
     /// Longest one database statement may run or wait for a lock before its
@@ -210,8 +224,7 @@ pub struct LimitSettings {
         long,
         env = "LEEWAY_DB_STATEMENT_TIMEOUT_MS",
         default_value_t = duration_ms(STATEMENT_TIMEOUT),
-        value_parser = clap::value_parser!(u64).range(1..=STATEMENT_TIMEOUT_MS_MAX),
-        global = true
+        value_parser = clap::value_parser!(u64).range(1..=STATEMENT_TIMEOUT_MS_MAX)
     )]
     pub db_statement_timeout_ms: u64,
     /// Most write units the SQLite writer commits in one transaction (group
@@ -220,8 +233,7 @@ pub struct LimitSettings {
         long,
         env = "LEEWAY_GROUP_COMMIT_UNITS_MAX",
         default_value_t = count(GROUP_COMMIT_UNITS_DEFAULT),
-        value_parser = clap::value_parser!(u64).range(1..=count(GROUP_COMMIT_UNITS_MAX)),
-        global = true
+        value_parser = clap::value_parser!(u64).range(1..=count(GROUP_COMMIT_UNITS_MAX))
     )]
     pub group_commit_units_max: u64,
     /// PostgreSQL: send this process's writes through one writer connection
@@ -230,8 +242,7 @@ pub struct LimitSettings {
         long,
         env = "LEEWAY_GROUP_COMMIT_POSTGRES",
         default_value_t = false,
-        action = clap::ArgAction::Set,
-        global = true
+        action = clap::ArgAction::Set
     )]
     pub group_commit_postgres: bool,
     /// Sustained requests per second per caller (token subject), per process.
@@ -239,8 +250,7 @@ pub struct LimitSettings {
         long,
         env = "LEEWAY_RATE_LIMIT_PER_SECOND",
         default_value_t = RATE_LIMIT_PER_SECOND_DEFAULT,
-        value_parser = clap::value_parser!(u32).range(1..),
-        global = true
+        value_parser = clap::value_parser!(u32).range(1..)
     )]
     pub rate_limit_per_second: u32,
     /// Requests a caller may send at once before the sustained rate applies.
@@ -248,8 +258,7 @@ pub struct LimitSettings {
         long,
         env = "LEEWAY_RATE_LIMIT_BURST",
         default_value_t = RATE_LIMIT_BURST_DEFAULT,
-        value_parser = clap::value_parser!(u32).range(1..),
-        global = true
+        value_parser = clap::value_parser!(u32).range(1..)
     )]
     pub rate_limit_burst: u32,
 }
@@ -268,22 +277,29 @@ fn duration_ms(duration: Duration) -> u64 {
 #[derive(Debug, Clone, Subcommand)]
 pub enum Command {
     /// Run the HTTP server (the default).
-    Serve,
+    Serve(Box<Settings>),
     /// Apply pending database migrations and exit.
-    Migrate,
+    Migrate(DatabaseSettings),
     /// Print a signed token for a subject on stdout, and nothing else.
     Token {
         /// The `sub` claim: a person's subject.
         #[arg(long)]
         subject: String,
-        /// Lifetime in seconds.
+        /// Lifetime in seconds (default: an hour).
         #[arg(long, default_value_t = TOKEN_TTL_SECS_DEFAULT)]
         ttl_secs: u64,
+        /// Where the generated signing secret lives.
+        #[command(flatten)]
+        data_dir: DataDir,
+        /// How tokens are signed.
+        #[command(flatten)]
+        signing: SigningSettings,
     },
     /// Recompute the audit hash chains; print the report and, when every
     /// link holds, seal a checkpoint. Exits non-zero on a broken link.
-    Verify,
-    /// Create the first admin.
+    Verify(DatabaseSettings),
+    /// Create the first admin. Refused when the database already has an
+    /// admin, unless `--another` is given.
     Bootstrap {
         /// The admin's JWT subject.
         #[arg(long)]
@@ -294,6 +310,12 @@ pub enum Command {
         /// The admin's email.
         #[arg(long)]
         email: Option<String>,
+        /// Add an admin even though the database already has one.
+        #[arg(long)]
+        another: bool,
+        /// The database.
+        #[command(flatten)]
+        database: DatabaseSettings,
     },
 }
 
@@ -387,43 +409,21 @@ impl Config {
 
     /// Resolves settings: picks the database, and reads or creates the signing secret.
     pub fn resolve(settings: &Settings) -> Result<Self, String> {
-        let database = match &settings.database_url {
-            Some(url) => DatabaseUrl::parse(url)?,
-            None => DatabaseUrl::Sqlite(
-                settings
-                    .data_dir
-                    .join(SQLITE_FILE_NAME)
-                    .to_string_lossy()
-                    .into_owned(),
-            ),
-        };
-        let secret = match &settings.jwt_secret {
-            Some(secret) => secret.as_bytes().to_vec(),
-            None => read_or_create_secret(&settings.data_dir)?,
-        };
-        if secret.len() < JWT_SECRET_LENGTH_MIN {
-            return Err(format!(
-                "LEEWAY_JWT_SECRET must be at least {JWT_SECRET_LENGTH_MIN} bytes"
-            ));
-        }
-        let mut public_keys = Vec::new();
+        let database = settings.database.database()?;
+        let mut jwt = settings
+            .signing
+            .jwt_config(&settings.database.data_dir.data_dir)?;
         if let Some(path) = &settings.jwt_public_key_file {
-            public_keys.push(PublicKey::from_pem_file(path)?);
+            jwt.public_keys.push(PublicKey::from_pem_file(path)?);
         }
         if let Some(path) = &settings.jwt_jwks_file {
-            public_keys.extend(PublicKey::from_jwks_file(path)?);
+            jwt.public_keys.extend(PublicKey::from_jwks_file(path)?);
         }
+        jwt.leeway_secs = settings.jwt_leeway_secs;
         Ok(Self {
             bind: settings.bind.clone(),
             database,
-            jwt: JwtConfig {
-                secret,
-                issuer: settings.jwt_issuer.clone(),
-                audience: settings.jwt_audience.clone(),
-                public_keys,
-                leeway_secs: settings.jwt_leeway_secs,
-                lifetime_max_secs: settings.jwt_lifetime_max_secs,
-            },
+            jwt,
             workers: settings.workers,
             escalation_interval: Duration::from_secs(settings.escalation_interval_secs),
             limits: Limits::from_settings(&settings.limits),
@@ -432,6 +432,161 @@ impl Config {
             metrics_bind: settings.metrics_bind.clone(),
         })
     }
+}
+
+impl DatabaseSettings {
+    /// The database: the configured URL, or SQLite in the data directory.
+    pub fn database(&self) -> Result<DatabaseUrl, String> {
+        match &self.database_url {
+            Some(url) => DatabaseUrl::parse(url),
+            None => Ok(DatabaseUrl::Sqlite(
+                self.data_dir
+                    .data_dir
+                    .join(SQLITE_FILE_NAME)
+                    .to_string_lossy()
+                    .into_owned(),
+            )),
+        }
+    }
+
+    /// The flags that point another `leeway` command at this database, as
+    /// shell words: none when everything is at its default. A password in
+    /// the database URL is replaced by [`PASSWORD_PLACEHOLDER`], so a
+    /// printed command never shows it; the second value says whether it was.
+    #[must_use]
+    pub fn flags(&self) -> (String, bool) {
+        let mut flags = self.data_dir.flags();
+        let mut hidden = false;
+        if let Some(url) = &self.database_url {
+            let (shown, was_hidden) = without_password(url);
+            hidden = was_hidden;
+            let _ = write!(flags, " --database-url {}", shell_word(&shown));
+        }
+        (flags, hidden)
+    }
+}
+
+impl DataDir {
+    /// `--data-dir DIR` as a shell word when the directory is not the
+    /// default one, else nothing.
+    #[must_use]
+    pub fn flags(&self) -> String {
+        if self.data_dir == Path::new(DATA_DIR_DEFAULT) {
+            String::new()
+        } else {
+            format!(
+                " --data-dir {}",
+                shell_word(&self.data_dir.to_string_lossy())
+            )
+        }
+    }
+}
+
+impl SigningSettings {
+    /// The HS256 signing configuration: the configured secret, or the one
+    /// generated under `data_dir`. Identity-provider keys and clock leeway
+    /// are the server's own (see [`Config::resolve`]).
+    pub fn jwt_config(&self, data_dir: &Path) -> Result<JwtConfig, String> {
+        let secret = match &self.jwt_secret {
+            Some(secret) => secret.as_bytes().to_vec(),
+            None => read_or_create_secret(data_dir)?,
+        };
+        if secret.len() < JWT_SECRET_LENGTH_MIN {
+            return Err(format!(
+                "LEEWAY_JWT_SECRET must be at least {JWT_SECRET_LENGTH_MIN} bytes"
+            ));
+        }
+        Ok(JwtConfig {
+            issuer: self.jwt_issuer.clone(),
+            audience: self.jwt_audience.clone(),
+            lifetime_max_secs: self.jwt_lifetime_max_secs,
+            ..JwtConfig::from_secret(secret)
+        })
+    }
+}
+
+/// How this process was started, so a command it suggests can be pasted as
+/// printed: through Cargo from a checkout, or as a binary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Launcher {
+    /// `cargo run` (`--release` when this is an optimised build).
+    Cargo {
+        /// Whether this binary was built with the release profile.
+        release: bool,
+    },
+    /// The binary, as the user typed it (`leeway`, `./leeway`, a path).
+    Binary(String),
+}
+
+impl Launcher {
+    /// Tells the two apart by the environment: Cargo runs a binary (`cargo
+    /// run`, and `cargo test` its tests) with the package's `CARGO_PKG_NAME`
+    /// and `CARGO_MANIFEST_DIR` set, as it does for the compiler; a shell
+    /// running an installed or copied binary sets neither. The executable's
+    /// path is no guide (`CARGO_TARGET_DIR` can put `target/` anywhere, and
+    /// a binary may be copied out of it). A binary is named by `argv[0]`,
+    /// which is how the user spelled it: `leeway` when it is on PATH.
+    #[must_use]
+    pub fn detect() -> Self {
+        let package = std::env::var("CARGO_PKG_NAME");
+        let by_cargo = std::env::var_os("CARGO_MANIFEST_DIR").is_some()
+            && package.is_ok_and(|name| name == env!("CARGO_PKG_NAME"));
+        if by_cargo {
+            return Self::Cargo {
+                release: !cfg!(debug_assertions),
+            };
+        }
+        Self::Binary(
+            std::env::args()
+                .next()
+                .unwrap_or_else(|| env!("CARGO_PKG_NAME").to_owned()),
+        )
+    }
+
+    /// The command that runs `leeway` with `arguments` (already shell words).
+    #[must_use]
+    pub fn command(&self, arguments: &str) -> String {
+        match self {
+            Self::Cargo { release: true } => format!("cargo run --release -- {arguments}"),
+            Self::Cargo { release: false } => format!("cargo run -- {arguments}"),
+            Self::Binary(program) => format!("{} {arguments}", shell_word(program)),
+        }
+    }
+}
+
+/// `text` as one POSIX shell word: as is when it holds only characters no
+/// shell treats specially, else single-quoted.
+#[must_use]
+pub fn shell_word(text: &str) -> String {
+    let plain = !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-./:@%+=,".contains(c));
+    if plain {
+        text.to_owned()
+    } else {
+        format!("'{}'", text.replace('\'', "'\\''"))
+    }
+}
+
+/// A database URL with its password, if any, replaced by
+/// [`PASSWORD_PLACEHOLDER`]; the flag says whether there was one.
+fn without_password(url: &str) -> (String, bool) {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return (url.to_owned(), false);
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let Some((user_info, host)) = authority.rsplit_once('@') else {
+        return (url.to_owned(), false);
+    };
+    let Some((user, _password)) = user_info.split_once(':') else {
+        return (url.to_owned(), false);
+    };
+    (
+        format!("{scheme}://{user}:{PASSWORD_PLACEHOLDER}@{host}{tail}"),
+        true,
+    )
 }
 
 /// Checks one configured origin: `http` or `https`, a host and an optional
@@ -522,11 +677,77 @@ mod tests {
     }
 
     #[test]
+    fn printed_commands_point_at_the_same_data_without_the_password() {
+        let parse = |args: &[&str]| Cli::try_parse_from(args).unwrap().settings.database;
+        assert_eq!(parse(&["leeway"]).flags(), (String::new(), false));
+        assert_eq!(
+            parse(&["leeway", "--data-dir", "/srv/my data"]).flags().0,
+            " --data-dir '/srv/my data'"
+        );
+        let with_password = parse(&[
+            "leeway",
+            "--database-url",
+            "postgres://app:s3cr:et@db.example:5432/leeway?sslmode=require",
+        ]);
+        assert_eq!(
+            with_password.flags(),
+            (
+                " --database-url 'postgres://app:PASSWORD@db.example:5432/leeway?sslmode=require'"
+                    .to_owned(),
+                true
+            )
+        );
+        let trusted = parse(&[
+            "leeway",
+            "--database-url",
+            "postgres://postgres@127.0.0.1/leeway",
+        ]);
+        assert_eq!(
+            trusted.flags(),
+            (
+                " --database-url postgres://postgres@127.0.0.1/leeway".to_owned(),
+                false
+            )
+        );
+        assert_eq!(shell_word("it's"), "'it'\\''s'");
+        assert_eq!(
+            Launcher::Binary("/opt/leeway/bin/leeway".into()).command("token --subject ada"),
+            "/opt/leeway/bin/leeway token --subject ada"
+        );
+        assert_eq!(
+            Launcher::Cargo { release: true }.command("token --subject ada"),
+            "cargo run --release -- token --subject ada"
+        );
+    }
+
+    #[test]
+    fn each_command_takes_only_its_own_settings() {
+        assert!(
+            Cli::try_parse_from(["leeway", "token", "--subject", "a", "--bind", "x:1"]).is_err()
+        );
+        assert!(
+            Cli::try_parse_from(["leeway", "token", "--subject", "a", "--database-url", "x"])
+                .is_err()
+        );
+        assert!(Cli::try_parse_from(["leeway", "migrate", "--jwt-secret", "x"]).is_err());
+        let token = Cli::try_parse_from(["leeway", "token", "--subject", "a", "--data-dir", "/d"]);
+        assert!(matches!(
+            token.unwrap().command,
+            Some(Command::Token { data_dir, .. }) if data_dir.data_dir == Path::new("/d")
+        ));
+        let serve = Cli::try_parse_from(["leeway", "serve", "--bind", "127.0.0.1:1"]).unwrap();
+        assert!(
+            matches!(serve.command, Some(Command::Serve(settings)) if settings.bind == "127.0.0.1:1")
+        );
+    }
+
+    #[test]
     fn metrics_are_private_unless_made_public() {
         let parse = |args: &[&str]| Cli::try_parse_from(args).unwrap().settings;
         assert!(!parse(&["leeway"]).metrics_public);
         assert!(parse(&["leeway", "--metrics-public"]).metrics_public);
-        assert!(parse(&["leeway", "serve", "--metrics-public"]).metrics_public);
+        let serve = Cli::try_parse_from(["leeway", "serve", "--metrics-public"]).unwrap();
+        assert!(matches!(serve.command, Some(Command::Serve(settings)) if settings.metrics_public));
         let settings = parse(&["leeway", "--metrics-bind", "127.0.0.1:9464"]);
         assert_eq!(settings.metrics_bind.as_deref(), Some("127.0.0.1:9464"));
     }

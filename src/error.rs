@@ -143,10 +143,11 @@ impl ApiError {
         Self::Validation(vec![FieldError::new(field, code, message)])
     }
 
-    /// A refused money value at `field`.
+    /// A refused money value in the money object at `money_field`
+    /// ([`FieldError::money`]).
     #[must_use]
-    pub fn money(field: &str, error: &MoneyError) -> Self {
-        Self::Validation(vec![FieldError::money(field, error)])
+    pub fn money(money_field: &str, error: &MoneyError) -> Self {
+        Self::Validation(vec![FieldError::money(money_field, error)])
     }
 
     /// The stable machine-readable code.

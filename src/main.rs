@@ -1,16 +1,19 @@
 //! The `leeway` binary: parses the command line and calls into the library.
 
+use std::fmt::Write as _;
 use std::io::Write;
 use std::net::TcpListener;
 use std::process::ExitCode;
 
 use clap::Parser;
 use leeway::app;
-use leeway::config::{Cli, Command, Config};
+use leeway::config::{
+    Cli, Command, Config, DatabaseSettings, Launcher, PASSWORD_PLACEHOLDER, TOKEN_TTL_SECS_DEFAULT,
+    shell_word,
+};
 use leeway::db::{DatabaseUrl, Db};
-use leeway::domain::access::Role;
 use leeway::error::ApiError;
-use leeway::service::organisation::{self, NewPerson};
+use leeway::service::organisation::{self, Bootstrap};
 use leeway::service::{self, Refusal};
 use leeway::shutdown;
 use leeway::state::AppState;
@@ -24,24 +27,42 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
-    let outcome = Config::resolve(&cli.settings).and_then(|config| {
-        match cli.command.unwrap_or(Command::Serve) {
-            Command::Serve => serve(&config),
-            Command::Migrate => Db::new(&config.database)?
-                .migrate()
-                .map(|()| eprintln!("migrations applied")),
-            Command::Token { subject, ttl_secs } => Tokens::new(&config.jwt)
-                .issue(&subject, ttl_secs)
-                .map(|token| println!("{token}")),
-            Command::Verify => verify(&config),
-            Command::Bootstrap {
-                subject,
-                name,
-                email,
-            } => bootstrap(&config, subject, name, email),
-        }
-    });
+    let Cli { settings, command } = Cli::parse();
+    let outcome = match command.unwrap_or_else(|| Command::Serve(Box::new(settings))) {
+        Command::Serve(settings) => Config::resolve(&settings).and_then(|config| {
+            let (flags, password_hidden) = settings.database.flags();
+            let first_run = FirstRun {
+                launcher: Launcher::detect(),
+                database_flags: flags,
+                password_hidden,
+                token_flags: settings.database.data_dir.flags(),
+                secret_configured: settings.signing.jwt_secret.is_some(),
+            };
+            serve(&config, &first_run)
+        }),
+        Command::Migrate(database) => database
+            .database()
+            .and_then(|url| Db::new(&url))
+            .and_then(|db| db.migrate())
+            .map(|()| eprintln!("migrations applied")),
+        Command::Token {
+            subject,
+            ttl_secs,
+            data_dir,
+            signing,
+        } => signing
+            .jwt_config(&data_dir.data_dir)
+            .and_then(|jwt| Tokens::new(&jwt).issue(&subject, ttl_secs))
+            .map(|token| println!("{token}")),
+        Command::Verify(database) => verify(&database),
+        Command::Bootstrap {
+            subject,
+            name,
+            email,
+            another,
+            database,
+        } => bootstrap(&database, subject, name, email, another),
+    };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
@@ -58,9 +79,85 @@ fn describe(database: &DatabaseUrl) -> String {
     }
 }
 
-fn serve(config: &Config) -> Result<(), String> {
+/// What the first-run hint needs to know beyond the server's [`Config`]:
+/// how this process was started and the settings that point another
+/// command at the same database and signing key.
+struct FirstRun {
+    launcher: Launcher,
+    /// [`DatabaseSettings::flags`].
+    database_flags: String,
+    /// Whether `database_flags` hides a password.
+    password_hidden: bool,
+    /// The flags `leeway token` needs to find the signing secret.
+    token_flags: String,
+    /// Whether the secret is configured (`LEEWAY_JWT_SECRET`), not generated.
+    secret_configured: bool,
+}
+
+impl FirstRun {
+    /// The steps from an empty database to a first answer from `address`,
+    /// spelled for this process's settings and the way it was started.
+    fn hint(&self, address: &str) -> String {
+        let bootstrap = self.launcher.command(&format!(
+            "bootstrap{} --subject admin --name {}",
+            self.database_flags,
+            shell_word("Ada Admin")
+        ));
+        let mut hint = format!(
+            "This database has no admin yet. Create the first one, get a token (valid {} minutes) and call the API:\n  \
+             {bootstrap}\n  \
+             TOKEN=$({})\n  \
+             curl -H \"Authorization: Bearer $TOKEN\" http://{address}/v1/me\n",
+            TOKEN_TTL_SECS_DEFAULT / 60,
+            self.token_command("admin"),
+        );
+        if self.password_hidden {
+            let _ = writeln!(
+                hint,
+                "(Put the database password in place of {PASSWORD_PLACEHOLDER}.)"
+            );
+        }
+        hint
+    }
+
+    /// The command that prints a token for `subject` signed as this server verifies.
+    fn token_command(&self, subject: &str) -> String {
+        token_command(
+            &self.launcher,
+            &self.token_flags,
+            self.secret_configured,
+            subject,
+        )
+    }
+}
+
+/// `leeway token` for `subject`, run the way this process was, with the
+/// flags that find the same signing secret (a configured secret must be in
+/// the environment of that command too: it is never printed).
+fn token_command(
+    launcher: &Launcher,
+    flags: &str,
+    secret_configured: bool,
+    subject: &str,
+) -> String {
+    let command = launcher.command(&format!("token{flags} --subject {}", shell_word(subject)));
+    if secret_configured {
+        format!("{command}  # with the server's LEEWAY_JWT_SECRET set")
+    } else {
+        command
+    }
+}
+
+/// `leeway serve`. The first-run hint is printed only while the database
+/// has no admin (see `organisation::has_admin`): that is when following it
+/// is the way in, and once an admin exists it would only mislead.
+fn serve(config: &Config, first_run: &FirstRun) -> Result<(), String> {
     let state = AppState::new(config)?;
     state.db.migrate()?;
+    let has_admin = state
+        .db
+        .read_blocking(organisation::has_admin)
+        .map_err(|error| ApiError::from(error).to_string())?;
     let listener = TcpListener::bind(&config.bind)
         .map_err(|error| format!("cannot listen on {}: {error}", config.bind))?;
     let address = listener.local_addr().map_err(|error| error.to_string())?;
@@ -71,13 +168,13 @@ fn serve(config: &Config) -> Result<(), String> {
             TcpListener::bind(bind).map_err(|error| format!("cannot listen on {bind}: {error}"))
         })
         .transpose()?;
-    let banner = format!(
-        "Leeway listening on http://{address} ({})\n\
-         First run? Create the first admin and get a token:\n  \
-         cargo run --release -- bootstrap --subject admin --name \"Ada Admin\"\n  \
-         cargo run --release -- token --subject admin\n",
+    let mut banner = format!(
+        "Leeway listening on http://{address} ({})\n",
         describe(&config.database)
     );
+    if !has_admin {
+        banner.push_str(&first_run.hint(&address.to_string()));
+    }
     // A server must keep serving when nobody reads its stdout any more, so a
     // failed write of the banner is not fatal (println! would panic).
     if std::io::stdout()
@@ -110,8 +207,8 @@ fn serve(config: &Config) -> Result<(), String> {
 
 /// `leeway verify`: prints the report as JSON on stdout; on a clean run
 /// seals a checkpoint and prints it too.
-fn verify(config: &Config) -> Result<(), String> {
-    let db = Db::new(&config.database)?;
+fn verify(database: &DatabaseSettings) -> Result<(), String> {
+    let db = Db::new(&database.database()?)?;
     db.migrate()?;
     let report = db
         .read_blocking(leeway::service::audit::run_verification)
@@ -136,37 +233,50 @@ fn verify(config: &Config) -> Result<(), String> {
     Ok(())
 }
 
+/// `leeway bootstrap`: creates an admin, refusing (non-zero exit) when the
+/// database already has one unless `another` is asked for; on success says
+/// how to get a token, spelled the way this process was started.
 fn bootstrap(
-    config: &Config,
+    database: &DatabaseSettings,
     subject: String,
     name: String,
     email: Option<String>,
+    another: bool,
 ) -> Result<(), String> {
-    let db = Db::new(&config.database)?;
+    let db = Db::new(&database.database()?)?;
     db.migrate()?;
     let shown_subject = subject.clone();
     let created = db.write_blocking(|connection| {
-        organisation::add_person(
+        organisation::bootstrap_admin(
             connection,
-            None,
-            NewPerson {
-                subject,
-                name,
-                email,
-                team_id: None,
-                role: Role::Admin,
-            },
+            subject,
+            name,
+            email,
+            another,
             leeway::clock::Clock::system().now(),
         )
     });
     match created {
-        Ok(person) => {
+        Ok(Bootstrap::Created(person)) => {
+            let secret_configured = std::env::var_os("LEEWAY_JWT_SECRET").is_some();
+            let token = token_command(
+                &Launcher::detect(),
+                &database.data_dir.flags(),
+                secret_configured,
+                &shown_subject,
+            );
             println!(
-                "created admin {} (subject {shown_subject:?}); get a token with: leeway token --subject {shown_subject}",
-                person.id
+                "created admin {} (subject {shown_subject:?}); get a token (valid {} minutes) with:\n  {token}",
+                person.id,
+                TOKEN_TTL_SECS_DEFAULT / 60
             );
             Ok(())
         }
+        Ok(Bootstrap::AdminsExist(admins)) => Err(format!(
+            "this database already has {admins} admin(s); nothing was changed. \
+             To add one more admin, run bootstrap again with --another \
+             (or, as an admin, POST /v1/people with \"role\": \"admin\")"
+        )),
         Err(service::Error::Refused(Refusal::Conflict(_))) => Err(format!(
             "a person with subject {shown_subject:?} already exists; nothing was changed"
         )),

@@ -89,7 +89,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for Body<T> {
 /// path to a value of the wrong type (`amount.currency`), or the field that
 /// is missing or unknown; `body` only when nothing narrower applies.
 fn shape_error(error: &serde_path_to_error::Error<serde_json::Error>) -> ApiError {
-    let message = error.inner().to_string();
+    let message = in_json_terms(&error.inner().to_string());
     let path = error.path().to_string();
     // serde's path ends at the object that lacks a missing field, but at
     // an unknown field itself.
@@ -114,6 +114,62 @@ fn shape_error(error: &serde_path_to_error::Error<serde_json::Error>) -> ApiErro
         code,
         message,
     }])
+}
+
+/// A serde message in the words of the JSON a client sent, not of the Rust
+/// types it was read into: serde's derived and primitive deserializers name
+/// the expected type (`expected struct MoneyInput`, `expected u32`) and
+/// call `null` a `unit value`. Every message built from a serde error goes
+/// through here before it reaches a client (bodies and query strings).
+#[must_use]
+pub fn in_json_terms(message: &str) -> String {
+    let Some((head, expected)) = message.rsplit_once(", expected ") else {
+        return message.to_owned();
+    };
+    let head = match head.strip_prefix("invalid type: ") {
+        Some(unexpected) => format!("invalid type: {}", json_kind(unexpected)),
+        None => head.to_owned(),
+    };
+    format!("{head}, expected {}", json_expectation(expected))
+}
+
+/// serde's name of an unexpected value (`Unexpected`), as JSON calls it.
+fn json_kind(unexpected: &str) -> &str {
+    match unexpected {
+        "unit value" | "unit" => "null",
+        "map" => "an object",
+        "sequence" => "an array",
+        other => other,
+    }
+}
+
+/// serde's `Expected` of a derived or primitive type, as JSON calls it;
+/// a description written for clients (`a decimal string ...`) is kept.
+fn json_expectation(expected: &str) -> &str {
+    let named = |prefix: &str| expected.starts_with(prefix);
+    if named("struct ") || named("struct variant ") || expected == "a map" {
+        "a JSON object"
+    } else if named("tuple struct ")
+        || named("tuple variant ")
+        || named("a tuple of size ")
+        || expected == "a sequence"
+    {
+        "a JSON array"
+    } else if named("unit struct ") || named("unit variant ") || expected == "unit" {
+        "null"
+    } else if named("enum ") {
+        "one of the values the API documents for this field"
+    } else {
+        match expected {
+            "i8" | "i16" | "i32" | "i64" | "i128" | "isize" => "an integer",
+            "u8" | "u16" | "u32" | "u64" | "u128" | "usize" => "a whole number of 0 or more",
+            "f32" | "f64" => "a number",
+            "a borrowed string" | "a string" => "a string",
+            "a character" | "char" => "a string of one character",
+            "option" => "a value or null",
+            other => other,
+        }
+    }
 }
 
 /// Money as JSON: `{"amount": "400.00", "currency": "USD"}`.
@@ -145,14 +201,51 @@ pub struct PolicyRefJson {
 
 /// Money as a client sends it. The amount must be a JSON string: a JSON
 /// number may already have lost precision in the client's parser.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct MoneyInput {
     /// Decimal string such as `"400.00"`.
-    #[serde(deserialize_with = "amount_text")]
     pub amount: String,
     /// ISO 4217 code such as `"USD"`.
     pub currency: String,
+}
+
+/// The members of a money object, read by serde's derive.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MoneyMembers {
+    #[serde(deserialize_with = "amount_text")]
+    amount: String,
+    currency: String,
+}
+
+/// Reads money from a JSON object only. serde's derive would also fill the
+/// two members by position from an array (`["400.00", "USD"]`), which
+/// nobody means; the members are then read by the derive, through the same
+/// map, so a refused member keeps its path (`amount.currency`).
+impl<'de> Deserialize<'de> for MoneyInput {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ObjectOnly;
+        impl<'de> serde::de::Visitor<'de> for ObjectOnly {
+            type Value = MoneyInput;
+            fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                formatter.write_str(
+                    "a money object such as {\"amount\": \"400.00\", \"currency\": \"USD\"}",
+                )
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<MoneyInput, A::Error> {
+                let members =
+                    MoneyMembers::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(MoneyInput {
+                    amount: members.amount,
+                    currency: members.currency,
+                })
+            }
+        }
+        deserializer.deserialize_map(ObjectOnly)
+    }
 }
 
 fn amount_text<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
@@ -377,14 +470,12 @@ impl Checks {
         value.map(|value| self.text(field, value, max))
     }
 
-    /// A positive amount of money.
+    /// A positive amount of money, the money object at `field`.
     pub fn money(&mut self, field: &str, input: &MoneyInput) -> Option<Money> {
         match Money::parse_positive(&input.amount, &input.currency) {
             Ok(money) => Some(money),
             Err(error) => {
-                if let ApiError::Validation(mut errors) = ApiError::money(field, &error) {
-                    self.errors.append(&mut errors);
-                }
+                self.errors.push(FieldError::money(field, &error));
                 None
             }
         }
@@ -551,6 +642,58 @@ mod tests {
         );
         let nested_missing = shape(serde_json::json!({"title": "T", "amount": {"amount": "1"}}));
         assert_eq!(nested_missing.field.as_str(), "amount.currency");
+    }
+
+    #[test]
+    fn shape_errors_never_name_a_rust_type() {
+        for (amount, field) in [
+            (serde_json::json!("400.00"), "amount"),
+            (serde_json::json!(400), "amount"),
+            (serde_json::json!(["400.00", "USD"]), "amount"),
+            (serde_json::json!(true), "amount"),
+            (
+                serde_json::json!({"amount": "1", "currency": "USD", "x": 1}),
+                "amount.x",
+            ),
+            (
+                serde_json::json!({"amount": "1", "currency": null}),
+                "amount.currency",
+            ),
+            (
+                serde_json::json!({"amount": {}, "currency": "USD"}),
+                "amount.amount",
+            ),
+        ] {
+            let error = shape(serde_json::json!({"title": "T", "amount": amount}));
+            assert_eq!(error.field, field, "{amount}");
+            for rust in ["struct", "MoneyInput", "unit value", "sequence", "map"] {
+                assert!(!error.message.contains(rust), "{amount}: {}", error.message);
+            }
+        }
+        let null_title = shape(serde_json::json!({"title": null}));
+        assert_eq!(null_title.message, "invalid type: null, expected a string");
+    }
+
+    #[test]
+    fn serde_messages_speak_json() {
+        assert_eq!(
+            in_json_terms("invalid type: string \"400\", expected struct MoneyInput"),
+            "invalid type: string \"400\", expected a JSON object"
+        );
+        assert_eq!(
+            in_json_terms("invalid type: sequence, expected u32"),
+            "invalid type: an array, expected a whole number of 0 or more"
+        );
+        assert_eq!(
+            in_json_terms("invalid type: map, expected enum Decision"),
+            "invalid type: an object, expected one of the values the API documents for this field"
+        );
+        let kept = "unknown field `status`, expected one of `title`, `amount`";
+        assert_eq!(in_json_terms(kept), kept);
+        assert_eq!(
+            in_json_terms("missing field `title`"),
+            "missing field `title`"
+        );
     }
 
     #[test]

@@ -57,6 +57,14 @@ pub fn find_by_subject(
         .optional()?)
 }
 
+/// How many people hold `role`.
+pub fn count_with_role(connection: &mut DbConnection, role: &str) -> Result<i64, Error> {
+    Ok(people::table
+        .filter(people::role.eq(role))
+        .count()
+        .get_result(connection)?)
+}
+
 /// Lists people in id order: everyone, or only one person and the people
 /// of some teams (`(person_id, team_ids)`).
 pub fn list(

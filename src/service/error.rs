@@ -40,18 +40,21 @@ impl FieldError {
         }
     }
 
-    /// A refused money value at `field`.
+    /// A refused money value. `money_field` is the JSON path of the money
+    /// object (`amount`, `limit`); the error decides which of its two
+    /// members is at fault, so the field error names `amount.amount` or
+    /// `amount.currency`, as a client's form would.
     #[must_use]
-    pub fn money(field: &str, error: &MoneyError) -> Self {
-        let code = match error {
-            MoneyError::UnknownCurrency(_) => "unknown_currency",
-            MoneyError::NotADecimal(_) => "not_a_decimal",
-            MoneyError::TooManyDecimals { .. } => "too_many_decimals",
-            MoneyError::NotPositive => "not_positive",
-            MoneyError::TooLarge { .. } => "too_large",
-            MoneyError::CurrencyMismatch { .. } => "currency_mismatch",
+    pub fn money(money_field: &str, error: &MoneyError) -> Self {
+        let (member, code) = match error {
+            MoneyError::UnknownCurrency(_) => ("currency", "unknown_currency"),
+            MoneyError::NotADecimal(_) => ("amount", "not_a_decimal"),
+            MoneyError::TooManyDecimals { .. } => ("amount", "too_many_decimals"),
+            MoneyError::NotPositive => ("amount", "not_positive"),
+            MoneyError::TooLarge { .. } => ("amount", "too_large"),
+            MoneyError::CurrencyMismatch { .. } => ("currency", "currency_mismatch"),
         };
-        Self::new(field, code, error.to_string())
+        Self::new(format!("{money_field}.{member}"), code, error.to_string())
     }
 }
 
@@ -133,10 +136,11 @@ impl Error {
         Self::Invalid(vec![FieldError::new(field, code, message)])
     }
 
-    /// A refused money value at `field`.
+    /// A refused money value in the money object at `money_field`
+    /// ([`FieldError::money`]).
     #[must_use]
-    pub fn money(field: &str, error: &MoneyError) -> Self {
-        Self::Invalid(vec![FieldError::money(field, error)])
+    pub fn money(money_field: &str, error: &MoneyError) -> Self {
+        Self::Invalid(vec![FieldError::money(money_field, error)])
     }
 
     /// A state conflict explained in words.

@@ -383,6 +383,49 @@ pub fn add_person(
     Ok(person)
 }
 
+/// What `leeway bootstrap` did.
+#[derive(Debug)]
+pub enum Bootstrap {
+    /// The admin was created.
+    Created(PersonRow),
+    /// Nothing was changed: the database already has this many admins and
+    /// another was not asked for.
+    AdminsExist(i64),
+}
+
+/// Whether the database has an admin: until it does, nobody can use the
+/// API (every role comes from a person record an admin creates).
+pub fn has_admin(connection: &mut DbConnection) -> Result<bool, Error> {
+    Ok(people::count_with_role(connection, Role::Admin.as_str())? > 0)
+}
+
+/// Creates an admin from the command line, where there is no caller: the
+/// way in to an empty database. Refused while the database has an admin
+/// unless `another` is asked for, so repeating a first-run step never
+/// quietly adds an admin. The count and the insert share the transaction
+/// (on SQLite it holds the write lock from its start).
+pub fn bootstrap_admin(
+    connection: &mut DbConnection,
+    subject: String,
+    name: String,
+    email: Option<String>,
+    another: bool,
+    at: NaiveDateTime,
+) -> Result<Bootstrap, Error> {
+    let admins = people::count_with_role(connection, Role::Admin.as_str())?;
+    if admins > 0 && !another {
+        return Ok(Bootstrap::AdminsExist(admins));
+    }
+    let command = NewPerson {
+        subject,
+        name,
+        email,
+        team_id: None,
+        role: Role::Admin,
+    };
+    add_person(connection, None, command, at).map(Bootstrap::Created)
+}
+
 /// Adds a person (admins only).
 pub fn create_person(
     connection: &mut DbConnection,

@@ -124,10 +124,10 @@ fn approved_part(spend: &SpendRow, problem: &ProblemRow, review: &Review) -> Res
     };
     let amount = amount
         .require_currency(stored_currency(&problem.currency)?)
-        .map_err(|error| Error::money("approved_amount.currency", &error))?;
+        .map_err(|error| Error::money("approved_amount", &error))?;
     if amount.minor() > spend.amount_minor {
         return Err(Error::field(
-            "approved_amount",
+            "approved_amount.amount",
             "above_amount",
             "approved_amount cannot be more than the spend's amount",
         ));

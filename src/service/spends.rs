@@ -62,7 +62,7 @@ pub fn log(
     let amount = new
         .amount
         .require_currency(stored_currency(&problem.currency)?)
-        .map_err(|error| Error::money("amount.currency", &error))?;
+        .map_err(|error| Error::money("amount", &error))?;
     if !is_open(&problem) {
         return Err(Error::from(Refusal::ProblemClosed));
     }

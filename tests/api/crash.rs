@@ -50,10 +50,12 @@ async fn sqlite() {
 
 #[cfg(unix)]
 #[actix_web::test]
+#[cfg_attr(
+    postgres_tests_unconfigured,
+    ignore = "set LEEWAY_TEST_DATABASE_URL to run on PostgreSQL"
+)]
 async fn postgres() {
-    let Some(database) = PostgresDatabase::create() else {
-        return;
-    };
+    let database = PostgresDatabase::create();
     let dir = tempfile::tempdir().unwrap();
     survives_kills(dir.path(), Some(&database.url), &UNLIMITED_RATE).await;
 }
@@ -62,10 +64,12 @@ async fn postgres() {
 /// spend and leaves no part of a batch behind.
 #[cfg(unix)]
 #[actix_web::test]
+#[cfg_attr(
+    postgres_tests_unconfigured,
+    ignore = "set LEEWAY_TEST_DATABASE_URL to run on PostgreSQL"
+)]
 async fn postgres_group_commit() {
-    let Some(database) = PostgresDatabase::create() else {
-        return;
-    };
+    let database = PostgresDatabase::create();
     let dir = tempfile::tempdir().unwrap();
     let mut settings = UNLIMITED_RATE.to_vec();
     settings.push(("LEEWAY_GROUP_COMMIT_POSTGRES", "true"));

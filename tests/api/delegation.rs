@@ -237,8 +237,12 @@ backend_tests! {
         let spend = app.spend("sam", &problem, "200.00").await.id();
         let path = format!("/v1/spends/{spend}/review");
         app.post("mia", &path, &json!({"decision": "approve", "approved_amount": usd("150.00")})).await.assert_problem(422, "validation_failed");
-        app.post("mia", &path, &json!({"decision": "approve", "approved_amount": usd("200.01"), "note": "Too much"})).await.assert_problem(422, "validation_failed");
-        app.post("mia", &path, &json!({"decision": "approve", "approved_amount": {"amount": "10.00", "currency": "EUR"}, "note": "x"})).await.assert_problem(422, "validation_failed");
+        let too_much = app.post("mia", &path, &json!({"decision": "approve", "approved_amount": usd("200.01"), "note": "Too much"})).await;
+        too_much.assert_problem(422, "validation_failed");
+        assert_eq!((too_much.body["errors"][0]["field"].as_str(), too_much.body["errors"][0]["code"].as_str()), (Some("approved_amount.amount"), Some("above_amount")));
+        let euros = app.post("mia", &path, &json!({"decision": "approve", "approved_amount": {"amount": "10.00", "currency": "EUR"}, "note": "x"})).await;
+        euros.assert_problem(422, "validation_failed");
+        assert_eq!((euros.body["errors"][0]["field"].as_str(), euros.body["errors"][0]["code"].as_str()), (Some("approved_amount.currency"), Some("currency_mismatch")));
         app.post("mia", &path, &json!({"decision": "reject", "approved_amount": usd("10.00"), "note": "x"})).await.assert_problem(422, "validation_failed");
         let partial = app.post("mia", &path, &json!({"decision": "approve", "approved_amount": usd("150.00"), "note": "Two chairs, not three"})).await;
         assert_eq!(partial.status, 200, "{}", partial.body);

@@ -119,24 +119,48 @@ backend_tests! {
     async fn money_is_refused_with_a_clear_422_and_nothing_changes(app: TestApp) {
         app.org().await;
         let problem = app.open_problem("sam", "Chairs").await;
+        // Each refusal names the JSON path of the member at fault.
         let cases = [
-            (json!({"amount": "10.001", "currency": "USD"}), "too_many_decimals"),
-            (json!({"amount": "0", "currency": "USD"}), "not_positive"),
-            (json!({"amount": "0.00", "currency": "USD"}), "not_positive"),
-            (json!({"amount": "-5.00", "currency": "USD"}), "not_a_decimal"),
-            (json!({"amount": "1e3", "currency": "USD"}), "not_a_decimal"),
-            (json!({"amount": "99999999999999999999.00", "currency": "USD"}), "too_large"),
-            (json!({"amount": "5.00", "currency": "XYZ"}), "unknown_currency"),
-            (json!({"amount": "5.00", "currency": "EUR"}), "currency_mismatch"),
+            (json!({"amount": "10.001", "currency": "USD"}), "too_many_decimals", "amount.amount"),
+            (json!({"amount": "0", "currency": "USD"}), "not_positive", "amount.amount"),
+            (json!({"amount": "0.00", "currency": "USD"}), "not_positive", "amount.amount"),
+            (json!({"amount": "-5.00", "currency": "USD"}), "not_a_decimal", "amount.amount"),
+            (json!({"amount": "1e3", "currency": "USD"}), "not_a_decimal", "amount.amount"),
+            (json!({"amount": "99999999999999999999.00", "currency": "USD"}), "too_large", "amount.amount"),
+            (json!({"amount": "5.00", "currency": "XYZ"}), "unknown_currency", "amount.currency"),
+            (json!({"amount": "5.00", "currency": "EUR"}), "currency_mismatch", "amount.currency"),
         ];
-        for (amount, code) in cases {
+        for (amount, code, field) in cases {
             let mut body = spend_body("1.00");
             body["amount"] = amount.clone();
             let response = app.post("sam", &format!("/v1/problems/{problem}/spends"), &body).await;
             response.assert_problem(422, "validation_failed");
             let errors = response.body["errors"].as_array().unwrap();
-            assert!(errors.iter().any(|error| error["code"] == code), "{amount} → {}", response.body);
+            assert!(errors.iter().any(|error| error["code"] == code && error["field"] == field), "{amount} → {}", response.body);
             assert!(errors.iter().all(|error| error["message"].as_str().is_some_and(|m| !m.is_empty())));
+        }
+        // Money of the wrong shape: the field is still a JSON path, and no
+        // message names the Rust type it was read into.
+        let shapes = [
+            (json!({"amount": 5.5, "currency": "USD"}), "amount.amount"),
+            (json!({"amount": "5.00"}), "amount.currency"),
+            (json!({"currency": "USD"}), "amount.amount"),
+            (json!({"amount": "5.00", "currency": null}), "amount.currency"),
+            (json!("5.00"), "amount"),
+            (json!(5), "amount"),
+            (json!(["5.00", "USD"]), "amount"),
+            (json!(null), "amount"),
+        ];
+        for (amount, field) in shapes {
+            let mut body = spend_body("1.00");
+            body["amount"] = amount.clone();
+            let response = app.post("sam", &format!("/v1/problems/{problem}/spends"), &body).await;
+            response.assert_problem(422, "validation_failed");
+            assert_eq!(response.body["errors"][0]["field"], field, "{amount} → {}", response.body);
+            let text = response.body.to_string();
+            for rust in ["struct ", "MoneyInput", "unit value"] {
+                assert!(!text.contains(rust), "{amount} → {text}");
+            }
         }
         let mut number = spend_body("1.00");
         number["amount"]["amount"] = json!(5.5);
