@@ -152,6 +152,10 @@ pub fn team_subtree(
     Ok(rows.into_iter().map(|row| row.id).collect())
 }
 
+/// A spend page's row as loaded: the spend, its problem's team and owner,
+/// and the two sequences of [`ExportSpendRow`].
+type SpendPageRow = (SpendRow, String, String, Option<i64>, Option<i64>);
+
 /// One page of spends after `after` (by id), each with the sequences of its
 /// newest event at or below `filter.as_of` and of its newest event of all
 /// (two index-only lookups on `events (subject_id, sequence)`; a spend id is
@@ -196,7 +200,7 @@ pub fn spends_page(
     if let Some(after) = after {
         query = query.filter(spends::id.gt(after.to_owned()));
     }
-    let rows: Vec<(SpendRow, String, String, Option<i64>, Option<i64>)> = query.load(connection)?;
+    let rows: Vec<SpendPageRow> = query.load(connection)?;
     let next_after = (rows.len() == usize::try_from(EXPORT_PAGE_SIZE).unwrap_or(usize::MAX))
         .then(|| rows.last().map(|row| row.0.id.clone()))
         .flatten();
