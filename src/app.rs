@@ -6,10 +6,11 @@
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
-use actix_web::dev::{Server, Service};
+use actix_web::body::MessageBody;
+use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
 use actix_web::http::header::{self, HeaderName, HeaderValue};
-use actix_web::middleware::{DefaultHeaders, from_fn};
+use actix_web::middleware::{DefaultHeaders, Next, from_fn};
 use actix_web::{App, HttpRequest, HttpServer, web};
 
 use crate::api;
@@ -126,6 +127,35 @@ fn security_headers() -> DefaultHeaders {
         .add((header::REFERRER_POLICY, "no-referrer"))
 }
 
+/// Gives every request an id (task-local, so error bodies and logs carry it,
+/// and echoed in `x-request-id`), records its duration under the matched
+/// route template, and logs one line when it is answered.
+async fn request_log(
+    request: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let request_id = new_id();
+    let started = Instant::now();
+    let (method, path) = (request.method().clone(), request.path().to_owned());
+    // The matched template (`/v1/spends/{id}`), never the raw path: one
+    // series per route, whatever ids clients send.
+    let route = request.match_pattern();
+    let mut response = REQUEST_ID
+        .scope(request_id.clone(), next.call(request))
+        .await?;
+    let status = response.status().as_u16();
+    let elapsed = started.elapsed();
+    crate::metrics::request_finished(route.as_deref(), method.as_str(), status, elapsed);
+    let elapsed_ms = elapsed.as_millis();
+    tracing::info!(%request_id, %method, %path, status, elapsed_ms, "request");
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response
+            .headers_mut()
+            .insert(HeaderName::from_static(REQUEST_ID_HEADER), value);
+    }
+    Ok(response)
+}
+
 /// Starts serving on `listener`. The returned server runs until stopped
 /// through its handle; it does not listen for signals itself (the binary
 /// runs `shutdown::stop_on_signal` beside it).
@@ -162,34 +192,7 @@ pub fn serve(
             // Inside the security headers, so preflight answers carry them too.
             .wrap(from_fn(crate::cors::cors))
             .wrap(security_headers())
-            .wrap_fn(|request, service| {
-                let request_id = new_id();
-                let started = Instant::now();
-                let (method, path) = (request.method().clone(), request.path().to_owned());
-                // The matched template (`/v1/spends/{id}`), never the raw
-                // path: one series per route, whatever ids clients send.
-                let route = request.match_pattern();
-                let response = service.call(request);
-                REQUEST_ID.scope(request_id.clone(), async move {
-                    let mut response = response.await?;
-                    let status = response.status().as_u16();
-                    let elapsed = started.elapsed();
-                    crate::metrics::request_finished(
-                        route.as_deref(),
-                        method.as_str(),
-                        status,
-                        elapsed,
-                    );
-                    let elapsed_ms = elapsed.as_millis();
-                    tracing::info!(%request_id, %method, %path, status, elapsed_ms, "request");
-                    if let Ok(value) = HeaderValue::from_str(&request_id) {
-                        response
-                            .headers_mut()
-                            .insert(HeaderName::from_static(REQUEST_ID_HEADER), value);
-                    }
-                    Ok(response)
-                })
-            })
+            .wrap(from_fn(request_log))
     })
     .client_request_timeout(CLIENT_REQUEST_TIMEOUT)
     .max_connections(connections_per_worker_max)
