@@ -38,8 +38,8 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::events::{EventRow, Subject};
-use super::schema::{chain_heads, events};
-use super::{DbConnection, Error, new_id};
+use super::schema::events;
+use super::{DbConnection, Error, new_id, prepared};
 use crate::domain::event::EventKind;
 use crate::encoding::{hex, rfc3339};
 
@@ -143,7 +143,7 @@ pub fn advance_chain(
     }
     // Portable upsert: both databases read ON CONFLICT DO NOTHING, so two
     // first events of one chain cannot both create it.
-    diesel::sql_query(
+    prepared::sql(
         "INSERT INTO chain_heads (chain_key, position, hash, updated_at) \
          VALUES ($1, 0, $2, $3) ON CONFLICT (chain_key) DO NOTHING",
     )
@@ -173,16 +173,15 @@ fn advance(
         // SQLite: the transaction holds the database's only write lock, so
         // MAX + 1 is unique and in commit order.
         DbConnection::Sqlite(_) => {
-            "UPDATE chain_heads SET position = position + 1, updated_at = $2 \
-             WHERE chain_key = $1 \
+            "UPDATE chain_heads SET position = position + 1, updated_at = $1 \
+             WHERE chain_key = $2 \
              RETURNING position, hash AS prev_hash, \
              (SELECT COALESCE(MAX(sequence), 0) + 1 FROM events) AS sequence"
                 .to_owned()
         }
     };
-    // SQLite numbers `$N` parameters in the order they first appear, not by
-    // N: every statement here names them in ascending order.
-    Ok(diesel::sql_query(query)
+    // Kept prepared: advanced on every event.
+    Ok(prepared::sql(&query)
         .bind::<Timestamp, _>(at)
         .bind::<Text, _>(key)
         .get_result(connection)
@@ -191,8 +190,10 @@ fn advance(
 
 /// Records the new head hash of `key`, in the event's transaction.
 pub fn set_head_hash(connection: &mut DbConnection, key: &str, hash: &str) -> Result<(), Error> {
-    diesel::update(chain_heads::table.find(key))
-        .set(chain_heads::hash.eq(hash))
+    // Kept prepared (diesel re-parses every DSL UPDATE): once per event.
+    prepared::sql("UPDATE chain_heads SET hash = $1 WHERE chain_key = $2")
+        .bind::<Text, _>(hash)
+        .bind::<Text, _>(key)
         .execute(connection)?;
     Ok(())
 }

@@ -17,10 +17,11 @@
 
 use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
-use diesel::sql_types::{Text, Timestamp};
+use diesel::sql_types::{Integer, Text, Timestamp};
 
 use super::DbConnection;
 use super::Error;
+use super::prepared;
 use super::schema::idempotency_keys;
 
 /// How long a key is remembered. A retry after this is a new request.
@@ -70,7 +71,7 @@ pub fn claim(
     // Portable upsert: both databases read ON CONFLICT DO NOTHING. On
     // PostgreSQL it waits for a concurrent transaction holding the same key
     // to end, so what is read next is that transaction's outcome.
-    let inserted = diesel::sql_query(
+    let inserted = prepared::sql(
         "INSERT INTO idempotency_keys \
          (caller_id, idempotency_key, request_fingerprint, state, created_at, locked_at) \
          VALUES ($1, $2, $3, 'in_flight', $4, $4) \
@@ -144,13 +145,16 @@ pub fn complete(
     status: u16,
     body: &str,
 ) -> Result<(), Error> {
-    diesel::update(idempotency_keys::table.find((caller_id, key)))
-        .set((
-            idempotency_keys::state.eq("completed"),
-            idempotency_keys::response_status.eq(i32::from(status)),
-            idempotency_keys::response_body.eq(body),
-        ))
-        .execute(connection)?;
+    // Kept prepared (diesel re-parses every DSL UPDATE): one per keyed write.
+    prepared::sql(
+        "UPDATE idempotency_keys SET state = 'completed', response_status = $1, response_body = $2 \
+         WHERE caller_id = $3 AND idempotency_key = $4",
+    )
+    .bind::<Integer, _>(i32::from(status))
+    .bind::<Text, _>(body)
+    .bind::<Text, _>(caller_id)
+    .bind::<Text, _>(key)
+    .execute(connection)?;
     Ok(())
 }
 

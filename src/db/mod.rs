@@ -15,6 +15,7 @@ pub mod limit_changes;
 pub mod people;
 pub mod period_totals;
 pub mod policies;
+pub mod prepared;
 pub mod problems;
 pub mod reports;
 pub mod review_steps;

@@ -7,6 +7,7 @@ use diesel::sql_types::{BigInt, Nullable, Text};
 
 use super::DbConnection;
 use super::Error;
+use super::prepared;
 use super::schema::period_totals;
 
 /// Which running total: a person's autonomous spending in one currency in
@@ -36,7 +37,7 @@ pub fn try_consume(
     // Portable SQL: diesel's MultiConnection has no ON CONFLICT builder, and
     // both PostgreSQL and SQLite (3.24+) accept this upsert as written (the
     // SELECT's WHERE is what lets SQLite parse ON CONFLICT after it).
-    let changed = diesel::sql_query(
+    let changed = prepared::sql(
         "INSERT INTO period_totals (person_id, period, currency, autonomous_minor) \
          SELECT $1, $2, $3, $4 WHERE $5 IS NULL OR $4 <= $5 \
          ON CONFLICT (person_id, period, currency) DO UPDATE \

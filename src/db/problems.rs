@@ -2,9 +2,11 @@
 //! guarded single-row updates, so the limit rule holds under any concurrency.
 
 use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Bool, Text};
 
 use super::Error;
 use super::policies::PolicyRow;
+use super::prepared;
 use super::schema::{policies, problems};
 use super::{DbConnection, Page, PageRequest};
 use crate::domain::status::ProblemStatus;
@@ -276,21 +278,17 @@ pub fn try_approve_within_limit(
     problem_id: &str,
     amount_minor: i64,
 ) -> Result<bool, Error> {
-    let changed = diesel::update(
-        problems::table
-            .filter(problems::id.eq(problem_id))
-            .filter(problems::status.eq(ProblemStatus::Open.as_str()))
-            .filter(
-                (problems::approved_minor + problems::pending_review_minor + amount_minor)
-                    .le(problems::limit_minor),
-            )
-            .filter(
-                problems::require_acknowledgement
-                    .eq(false)
-                    .or(problems::acknowledged_version.eq(problems::criteria_version.nullable())),
-            ),
+    // Kept prepared (diesel re-parses every DSL UPDATE): once per spend.
+    let changed = prepared::sql(
+        "UPDATE problems SET approved_minor = approved_minor + $1 \
+         WHERE id = $2 AND status = $3 \
+         AND approved_minor + pending_review_minor + $1 <= limit_minor \
+         AND (require_acknowledgement = $4 OR acknowledged_version = criteria_version)",
     )
-    .set(problems::approved_minor.eq(problems::approved_minor + amount_minor))
+    .bind::<BigInt, _>(amount_minor)
+    .bind::<Text, _>(problem_id)
+    .bind::<Text, _>(ProblemStatus::Open.as_str())
+    .bind::<Bool, _>(false)
     .execute(connection)?;
     Ok(changed == 1)
 }
