@@ -61,7 +61,7 @@ pub fn find(connection: &mut DbConnection, id: &str) -> Result<Option<Delegation
     Ok(review_delegations::table
         .find(id)
         .select(DelegationRow::as_select())
-        .first(connection)
+        .get_result(connection)
         .optional()?)
 }
 

@@ -88,7 +88,7 @@ pub fn claim(
     let existing: KeyRow = idempotency_keys::table
         .find((caller_id, key))
         .select(KeyRow::as_select())
-        .first(connection)
+        .get_result(connection)
         .optional()?
         .ok_or_else(|| Error::missing("a conflicting idempotency key"))?;
     if existing.created_at + IDEMPOTENCY_KEY_TTL < now {

@@ -2,6 +2,12 @@
 //! `MultiConnection`), the pool, migrations, and the two ways to run a unit
 //! of work (`Db::read`, `Db::write`). Dialect-specific SQL lives only in this
 //! folder, each piece with a comment saying why.
+//!
+//! Two rules keep statements prepared (see `prepared.rs` for the first):
+//! the hot path's UPDATEs and upserts go through `prepared`, and a lookup by
+//! a unique key ends in `get_result`, not `first`. `first` adds `LIMIT ?`,
+//! and the bundled SQLite (3.50) plans a bound LIMIT by its value, so it prepares the
+//! statement again every time the value is bound, even to the same 1.
 
 pub mod audit;
 pub mod checkpoints;

@@ -41,7 +41,7 @@ pub fn find(connection: &mut DbConnection, id: &str) -> Result<Option<PersonRow>
     Ok(people::table
         .find(id)
         .select(PersonRow::as_select())
-        .first(connection)
+        .get_result(connection)
         .optional()?)
 }
 
@@ -53,7 +53,7 @@ pub fn find_by_subject(
     Ok(people::table
         .filter(people::subject.eq(subject))
         .select(PersonRow::as_select())
-        .first(connection)
+        .get_result(connection)
         .optional()?)
 }
 

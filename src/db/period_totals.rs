@@ -60,7 +60,7 @@ pub fn spent(connection: &mut DbConnection, key: PeriodKey<'_>) -> Result<i64, E
         .filter(period_totals::period.eq(key.period))
         .filter(period_totals::currency.eq(key.currency))
         .select(period_totals::autonomous_minor)
-        .first(connection)
+        .get_result(connection)
         .optional()?
         .unwrap_or(0))
 }

@@ -46,7 +46,7 @@ pub fn find(
     Ok(policies::table
         .find((team_id, version))
         .select(PolicyRow::as_select())
-        .first(connection)
+        .get_result(connection)
         .optional()?)
 }
 

@@ -100,7 +100,7 @@ pub fn find(connection: &mut DbConnection, id: &str) -> Result<Option<ProblemRow
     Ok(problems::table
         .find(id)
         .select(ProblemRow::as_select())
-        .first(connection)
+        .get_result(connection)
         .optional()?)
 }
 
@@ -119,7 +119,7 @@ pub fn find_with_policy(
         )
         .filter(problems::id.eq(id))
         .select((ProblemRow::as_select(), Option::<PolicyRow>::as_select()))
-        .first(connection)
+        .get_result(connection)
         .optional()?)
 }
 

@@ -45,7 +45,7 @@ pub fn append(connection: &mut DbConnection, mut step: ReviewStepRow) -> Result<
     let last: Option<i32> = spend_review_steps::table
         .filter(spend_review_steps::spend_id.eq(&step.spend_id))
         .select(diesel::dsl::max(spend_review_steps::step))
-        .first(connection)?;
+        .get_result(connection)?;
     step.step = last.unwrap_or(0) + 1;
     diesel::insert_into(spend_review_steps::table)
         .values(step)

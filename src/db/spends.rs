@@ -98,7 +98,7 @@ pub fn find(connection: &mut DbConnection, id: &str) -> Result<Option<SpendRow>,
     Ok(spends::table
         .find(id)
         .select(SpendRow::as_select())
-        .first(connection)
+        .get_result(connection)
         .optional()?)
 }
 

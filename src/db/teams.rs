@@ -44,7 +44,7 @@ pub fn find(connection: &mut DbConnection, id: &str) -> Result<Option<TeamRow>, 
     Ok(teams::table
         .find(id)
         .select(TeamRow::as_select())
-        .first(connection)
+        .get_result(connection)
         .optional()?)
 }
 
