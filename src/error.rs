@@ -115,6 +115,11 @@ pub enum ApiError {
         "as_of {0} is newer than the newest safe event sequence, {1}: events up to it may still be committing"
     )]
     AsOfAhead(i64, i64),
+    /// An `after_sequence` the change feed has not reached.
+    #[error(
+        "after_sequence {0} is newer than the newest safe event sequence, {1}: continue from a next_after_sequence this feed returned"
+    )]
+    AfterSequenceAhead(i64, i64),
     /// The team has no policy in force and no explicit limit was given.
     #[error(
         "the team has no policy in force: set one with PUT /v1/teams/{{id}}/policy or give an explicit limit"
@@ -172,6 +177,7 @@ impl ApiError {
             Self::NotVoidable(_) => "not_voidable",
             Self::Conflict(_) => "conflict",
             Self::AsOfAhead(..) => "as_of_ahead",
+            Self::AfterSequenceAhead(..) => "after_sequence_ahead",
             Self::LimitBelowApproved(_) => "below_approved",
             Self::NoPolicy => "no_policy",
             Self::IdempotencyKeyReused => "idempotency_key_reused",
@@ -225,6 +231,7 @@ impl ResponseError for ApiError {
             | Self::ProblemClosed
             | Self::Conflict(_)
             | Self::AsOfAhead(..)
+            | Self::AfterSequenceAhead(..)
             | Self::LimitBelowApproved(_)
             | Self::IdempotencyKeyInFlight => StatusCode::CONFLICT,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -303,6 +310,7 @@ impl From<Refusal> for ApiError {
             Refusal::ProblemClosed => Self::ProblemClosed,
             Refusal::LimitBelowApproved(approved) => Self::LimitBelowApproved(approved),
             Refusal::AsOfAhead { asked, safe } => Self::AsOfAhead(asked, safe),
+            Refusal::AfterSequenceAhead { asked, safe } => Self::AfterSequenceAhead(asked, safe),
             Refusal::NoPolicy => Self::NoPolicy,
             Refusal::Conflict(detail) => Self::Conflict(detail),
         }

@@ -1,7 +1,9 @@
-//! `GET /v1/events`: the audit trail, for finance and admins.
+//! `GET /v1/events`: the audit trail, for finance and admins, paged by id
+//! (`after`) or, as a change feed that never skips an event, by sequence
+//! (`after_sequence`).
 
 use actix_web::{HttpResponse, web};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::streaming::EventJson;
 use super::types::{ListJson, page_request, parse_query_id, parse_time};
@@ -20,6 +22,8 @@ const KIND_LENGTH_MAX: usize = 64;
 pub struct ListQuery {
     limit: Option<i64>,
     after: Option<String>,
+    /// The change feed's position: events with a greater sequence.
+    after_sequence: Option<i64>,
     kind: Option<String>,
     problem_id: Option<String>,
     subject_id: Option<String>,
@@ -31,6 +35,15 @@ pub struct ListQuery {
     to: Option<String>,
 }
 
+/// A page of the change feed (`after_sequence`): [`ListJson`]'s fields,
+/// `next_cursor` always null, and where to continue.
+#[derive(Debug, Serialize)]
+struct FeedJson {
+    items: Vec<EventJson>,
+    next_cursor: Option<String>,
+    next_after_sequence: i64,
+}
+
 /// `GET /v1/events`, oldest first.
 pub async fn list(
     state: web::Data<AppState>,
@@ -39,6 +52,47 @@ pub async fn list(
 ) -> Result<HttpResponse, ApiError> {
     let query = query.into_inner();
     let page = page_request(query.limit, query.after.as_deref())?;
+    let after_sequence = query.after_sequence;
+    if after_sequence.is_some() && page.after.is_some() {
+        return Err(ApiError::InvalidQuery(
+            "send either after (id paging) or after_sequence (the change feed), not both"
+                .to_owned(),
+        ));
+    }
+    if after_sequence.is_some_and(|sequence| sequence < 0) {
+        return Err(ApiError::InvalidQuery(
+            "after_sequence must be 0 or more".to_owned(),
+        ));
+    }
+    let filter = event_filter(query)?;
+    if let Some(after_sequence) = after_sequence {
+        let limit = page.limit;
+        let feed = state
+            .db
+            .read(move |connection| {
+                audit::feed(connection, &caller, &filter, after_sequence, limit)
+            })
+            .await?;
+        let items = feed
+            .rows
+            .into_iter()
+            .map(EventJson::from_row)
+            .collect::<Result<_, _>>()?;
+        return Ok(HttpResponse::Ok().json(FeedJson {
+            items,
+            next_cursor: None,
+            next_after_sequence: feed.next_after_sequence,
+        }));
+    }
+    let rows = state
+        .db
+        .read(move |connection| audit::events(connection, &caller, &filter, &page))
+        .await?;
+    Ok(HttpResponse::Ok().json(ListJson::from_page(rows, EventJson::from_row)?))
+}
+
+/// The filters of a `GET /v1/events` query, each checked.
+fn event_filter(query: ListQuery) -> Result<EventFilter, ApiError> {
     if query
         .kind
         .as_ref()
@@ -48,42 +102,25 @@ pub async fn list(
             "kind must be at most {KIND_LENGTH_MAX} characters"
         )));
     }
-    let filter = EventFilter {
-        kind: query.kind,
-        problem_id: query
-            .problem_id
+    let id = |value: Option<String>, name: &str| {
+        value
             .as_deref()
-            .map(|id| parse_query_id(id, "problem_id"))
-            .transpose()?,
-        subject_id: query
-            .subject_id
-            .as_deref()
-            .map(|id| parse_query_id(id, "subject_id"))
-            .transpose()?,
-        team_id: query
-            .team_id
-            .as_deref()
-            .map(|id| parse_query_id(id, "team_id"))
-            .transpose()?,
-        actor_id: query
-            .actor_id
-            .as_deref()
-            .map(|id| parse_query_id(id, "actor_id"))
-            .transpose()?,
-        from: query
-            .from
-            .as_deref()
-            .map(|text| parse_time(text, "from"))
-            .transpose()?,
-        to: query
-            .to
-            .as_deref()
-            .map(|text| parse_time(text, "to"))
-            .transpose()?,
+            .map(|id| parse_query_id(id, name))
+            .transpose()
     };
-    let rows = state
-        .db
-        .read(move |connection| audit::events(connection, &caller, &filter, &page))
-        .await?;
-    Ok(HttpResponse::Ok().json(ListJson::from_page(rows, EventJson::from_row)?))
+    let time = |value: Option<String>, name: &str| {
+        value
+            .as_deref()
+            .map(|text| parse_time(text, name))
+            .transpose()
+    };
+    Ok(EventFilter {
+        kind: query.kind,
+        problem_id: id(query.problem_id, "problem_id")?,
+        subject_id: id(query.subject_id, "subject_id")?,
+        team_id: id(query.team_id, "team_id")?,
+        actor_id: id(query.actor_id, "actor_id")?,
+        from: time(query.from, "from")?,
+        to: time(query.to, "to")?,
+    })
 }

@@ -74,16 +74,11 @@ pub struct EventFilter {
     pub to: Option<chrono::NaiveDateTime>,
 }
 
-/// Lists events oldest first.
-pub fn list(
-    connection: &mut DbConnection,
+/// The events `filter` admits, as a query still open to ordering and paging.
+fn filtered(
     filter: &EventFilter,
-    page: &PageRequest,
-) -> Result<Page<EventRow>, Error> {
-    let mut query = events::table
-        .select(EventRow::as_select())
-        .order(events::id.asc())
-        .into_boxed();
+) -> events::BoxedQuery<'static, <DbConnection as Connection>::Backend> {
+    let mut query = events::table.into_boxed();
     if let Some(kind) = &filter.kind {
         query = query.filter(events::kind.eq(kind.clone()));
     }
@@ -105,9 +100,40 @@ pub fn list(
     if let Some(to) = filter.to {
         query = query.filter(events::occurred_at.lt(to));
     }
+    query
+}
+
+/// Lists events oldest first, paged by id.
+pub fn list(
+    connection: &mut DbConnection,
+    filter: &EventFilter,
+    page: &PageRequest,
+) -> Result<Page<EventRow>, Error> {
+    let mut query = filtered(filter).order(events::id.asc());
     if let Some(after) = &page.after {
         query = query.filter(events::id.gt(after.as_str().to_owned()));
     }
-    let rows = query.limit(page.limit + 1).load(connection)?;
+    let rows = query
+        .select(EventRow::as_select())
+        .limit(page.limit + 1)
+        .load(connection)?;
     Page::from_rows(rows, page, |row| row.id.parse())
+}
+
+/// Up to `limit` events `filter` admits with a sequence above
+/// `after_sequence` and at most `through_sequence`, in sequence order.
+pub fn list_by_sequence(
+    connection: &mut DbConnection,
+    filter: &EventFilter,
+    after_sequence: i64,
+    through_sequence: i64,
+    limit: i64,
+) -> Result<Vec<EventRow>, Error> {
+    Ok(filtered(filter)
+        .filter(events::sequence.gt(after_sequence))
+        .filter(events::sequence.le(through_sequence))
+        .order(events::sequence.asc())
+        .select(EventRow::as_select())
+        .limit(limit)
+        .load(connection)?)
 }

@@ -127,6 +127,53 @@ pub fn events(
     Ok(events::list(connection, filter, page)?)
 }
 
+/// One page of the change feed: events after a sequence, in sequence order.
+#[derive(Debug)]
+pub struct FeedPage {
+    /// The events, oldest sequence first.
+    pub rows: Vec<EventRow>,
+    /// Where the next page starts: the last event's sequence when the page
+    /// is full, otherwise the safe horizon this page was read up to (every
+    /// event at or below it has been considered, so none can appear there
+    /// later).
+    pub next_after_sequence: i64,
+}
+
+/// The change feed for finance and admins: up to `limit` events `filter`
+/// admits with a sequence above `after_sequence`, never past the safe
+/// horizon (`db::audit::safe_as_of`), so a client that continues from
+/// `next_after_sequence` never steps over an event that commits late.
+/// Must run outside a transaction, like [`resolve_as_of`].
+pub fn feed(
+    connection: &mut DbConnection,
+    caller: &Caller,
+    filter: &EventFilter,
+    after_sequence: i64,
+    limit: i64,
+) -> Result<FeedPage, Error> {
+    require_finance(caller, "the audit trail is for finance and admins")?;
+    let safe = audit::safe_as_of(connection)?;
+    if after_sequence > safe {
+        return Err(super::Refusal::AfterSequenceAhead {
+            asked: after_sequence,
+            safe,
+        }
+        .into());
+    }
+    let rows = events::list_by_sequence(connection, filter, after_sequence, safe, limit)?;
+    let full = usize::try_from(limit).is_ok_and(|limit| rows.len() == limit);
+    let next_after_sequence = match rows.last() {
+        Some(last) if full => last
+            .sequence
+            .ok_or_else(|| Error::Internal("a sequenced event without a sequence".to_owned()))?,
+        _ => safe,
+    };
+    Ok(FeedPage {
+        rows,
+        next_after_sequence,
+    })
+}
+
 /// The `as_of` to read at: the one asked for, or the newest safe one (see
 /// `db::audit::safe_as_of`). A newer one is refused: the ledger has not
 /// reached it, and a read that would change on a re-run must not claim a

@@ -84,6 +84,16 @@ pub enum Refusal {
         /// The newest safe sequence.
         safe: i64,
     },
+    /// An `after_sequence` beyond every sequence the feed has handed out.
+    #[error(
+        "after_sequence {asked} is newer than the newest safe event sequence, {safe}: continue from a next_after_sequence this feed returned"
+    )]
+    AfterSequenceAhead {
+        /// The sequence asked for.
+        asked: i64,
+        /// The newest safe sequence.
+        safe: i64,
+    },
     /// The team has no policy in force and no explicit limit was given.
     #[error(
         "the team has no policy in force: set one with PUT /v1/teams/{{id}}/policy or give an explicit limit"

@@ -18,6 +18,7 @@ mod crash;
 mod delegation;
 mod errors;
 mod exports;
+mod feed;
 mod finance;
 mod headers;
 mod idempotency;

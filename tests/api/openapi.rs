@@ -108,6 +108,7 @@ fn every_error() -> Vec<ApiError> {
         ApiError::ProblemClosed,
         ApiError::Conflict(String::new()),
         ApiError::AsOfAhead(2, 1),
+        ApiError::AfterSequenceAhead(2, 1),
         ApiError::LimitBelowApproved(String::new()),
         ApiError::NoPolicy,
         ApiError::IdempotencyKeyReused,
@@ -138,6 +139,7 @@ fn every_error() -> Vec<ApiError> {
             | ApiError::ProblemClosed
             | ApiError::Conflict(_)
             | ApiError::AsOfAhead(..)
+            | ApiError::AfterSequenceAhead(..)
             | ApiError::LimitBelowApproved(_)
             | ApiError::NoPolicy
             | ApiError::IdempotencyKeyReused
