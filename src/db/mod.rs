@@ -6,8 +6,8 @@
 //! Two rules keep statements prepared (see `prepared.rs` for the first):
 //! the hot path's UPDATEs and upserts go through `prepared`, and a lookup by
 //! a unique key ends in `get_result`, not `first`. `first` adds `LIMIT ?`,
-//! and the bundled SQLite (3.50) plans a bound LIMIT by its value, so it prepares the
-//! statement again every time the value is bound, even to the same 1.
+//! and the bundled SQLite (3.50) plans a bound LIMIT by its value, so it
+//! prepares the statement again every time the value is bound, even to 1.
 
 pub mod audit;
 pub mod checkpoints;
@@ -267,9 +267,18 @@ impl Db {
         let writer = if uses_writer {
             let writer_manager = manager.clone();
             let connect = move || {
-                writer_manager
+                let mut connection = writer_manager
                     .open()
-                    .map_err(|error| Error::Unavailable(error.to_string()))
+                    .map_err(|error| Error::Unavailable(error.to_string()))?;
+                if let DbConnection::Sqlite(sqlite) = &mut connection {
+                    // SQLite-only: every unit of a batch runs in a savepoint,
+                    // which copies each page the unit changes into a
+                    // sub-journal; past 64 KiB (almost every batch) SQLite
+                    // spills it to a temporary file, a write per page. Kept
+                    // in memory instead: at most the pages one batch changes.
+                    sqlite.batch_execute("PRAGMA temp_store = MEMORY")?;
+                }
+                Ok(connection)
             };
             Some(
                 Writer::start(connect, settings.group_commit_units_max)
