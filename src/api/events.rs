@@ -53,12 +53,6 @@ pub async fn list(
     let query = query.into_inner();
     let page = page_request(query.limit, query.after.as_deref())?;
     let after_sequence = query.after_sequence;
-    if after_sequence.is_some() && page.after.is_some() {
-        return Err(ApiError::InvalidQuery(
-            "send either after (id paging) or after_sequence (the change feed), not both"
-                .to_owned(),
-        ));
-    }
     if after_sequence.is_some_and(|sequence| sequence < 0) {
         return Err(ApiError::InvalidQuery(
             "after_sequence must be 0 or more".to_owned(),
@@ -66,11 +60,10 @@ pub async fn list(
     }
     let filter = event_filter(query)?;
     if let Some(after_sequence) = after_sequence {
-        let limit = page.limit;
         let feed = state
             .db
             .read(move |connection| {
-                audit::feed(connection, &caller, &filter, after_sequence, limit)
+                audit::feed(connection, &caller, &filter, &page, after_sequence)
             })
             .await?;
         let items = feed

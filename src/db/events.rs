@@ -120,20 +120,25 @@ pub fn list(
     Page::from_rows(rows, page, |row| row.id.parse())
 }
 
-/// Up to `limit` events `filter` admits with a sequence above
-/// `after_sequence` and at most `through_sequence`, in sequence order.
+/// Up to `page.limit` events `filter` admits with a sequence above
+/// `after_sequence` and at most `through_sequence` (and an id above
+/// `page.after`, if given: one more lower bound), in sequence order.
 pub fn list_by_sequence(
     connection: &mut DbConnection,
     filter: &EventFilter,
+    page: &PageRequest,
     after_sequence: i64,
     through_sequence: i64,
-    limit: i64,
 ) -> Result<Vec<EventRow>, Error> {
-    Ok(filtered(filter)
+    let mut query = filtered(filter);
+    if let Some(after) = &page.after {
+        query = query.filter(events::id.gt(after.as_str().to_owned()));
+    }
+    Ok(query
         .filter(events::sequence.gt(after_sequence))
         .filter(events::sequence.le(through_sequence))
         .order(events::sequence.asc())
         .select(EventRow::as_select())
-        .limit(limit)
+        .limit(page.limit)
         .load(connection)?)
 }

@@ -139,8 +139,9 @@ pub struct FeedPage {
     pub next_after_sequence: i64,
 }
 
-/// The change feed for finance and admins: up to `limit` events `filter`
-/// admits with a sequence above `after_sequence`, never past the safe
+/// The change feed for finance and admins: up to `page.limit` events
+/// `filter` admits with a sequence above `after_sequence` (and an id above
+/// `page.after`, if given), never past the safe
 /// horizon (`db::audit::safe_as_of`), so a client that continues from
 /// `next_after_sequence` never steps over an event that commits late.
 /// Must run outside a transaction, like [`resolve_as_of`].
@@ -148,8 +149,8 @@ pub fn feed(
     connection: &mut DbConnection,
     caller: &Caller,
     filter: &EventFilter,
+    page: &PageRequest,
     after_sequence: i64,
-    limit: i64,
 ) -> Result<FeedPage, Error> {
     require_finance(caller, "the audit trail is for finance and admins")?;
     let safe = audit::safe_as_of(connection)?;
@@ -160,8 +161,8 @@ pub fn feed(
         }
         .into());
     }
-    let rows = events::list_by_sequence(connection, filter, after_sequence, safe, limit)?;
-    let full = usize::try_from(limit).is_ok_and(|limit| rows.len() == limit);
+    let rows = events::list_by_sequence(connection, filter, page, after_sequence, safe)?;
+    let full = usize::try_from(page.limit).is_ok_and(|limit| rows.len() == limit);
     let next_after_sequence = match rows.last() {
         Some(last) if full => last
             .sequence
