@@ -107,11 +107,11 @@ impl SpendSnapshotV1 {
     /// What counts towards the problem's `approved`: a partial approval's
     /// amount, else `whole` (the spend's amount) once approved.
     #[must_use]
-    pub fn approved_amount_or(&self, whole: &str) -> Option<String> {
+    pub fn approved_amount_or<'a>(&'a self, whole: &'a str) -> Option<&'a str> {
         self.approved_amount
             .as_ref()
-            .map(|money| money.amount.clone())
-            .or_else(|| self.is_approved().then(|| whole.to_owned()))
+            .map(|money| money.amount.as_str())
+            .or_else(|| self.is_approved().then_some(whole))
     }
 }
 
