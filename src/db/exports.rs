@@ -22,7 +22,7 @@ use super::teams::{SCOPE_TEAMS_MAX, TEAM_DEPTH_MAX};
 type Backend = <DbConnection as Connection>::Backend;
 
 /// Rows read per query; the server holds one page of an export at a time.
-pub const EXPORT_PAGE_SIZE: i64 = 2000;
+pub const EXPORT_PAGE_SIZE: i64 = 500;
 
 /// The columns of a spend row an export reads: what it writes and what the
 /// spend's state is built from. The rest (receipt, notes, routing) is left
