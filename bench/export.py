@@ -7,15 +7,18 @@ server's memory from /proc/PID/status while it streams:
   - VmHWM (peak RSS) reset just before the request by writing 5 to
     /proc/PID/clear_refs (Linux >= 4.0; needs to own the process or root),
     so its value after the export is the true peak during it, samples or not.
-The reported growth is the larger of the two readings.
+The reported growth is the larger of the two readings. It also reports the
+server's CPU time (user + system, /proc/PID/stat) over the export: on a
+shared machine, rows per CPU second moves less than rows per second.
 
 Usage: export.py BASE_URL PATH TOKEN_FILE SERVER_PID LABEL RESULT_JSONL
 Appends one JSON line: rows, bytes, seconds, rows_per_s, rss_before_kib,
-rss_peak_kib, rss_growth_kib, http status.
+rss_peak_kib, rss_growth_kib, http status, server_cpu_s, rows_per_cpu_s.
 """
 
 import http.client
 import json
+import os
 import sys
 import threading
 import time
@@ -31,6 +34,14 @@ def status_kib(pid, field):
             if line.startswith(field + ":"):
                 return int(line.split()[1])
     raise RuntimeError(f"{field} not in /proc/{pid}/status")
+
+
+def cpu_secs(pid):
+    """User + system CPU time of the process so far, in seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        # The command name (field 2) may hold spaces; fields after it are plain.
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def reset_peak(pid):
@@ -59,6 +70,7 @@ def main():
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
+    cpu_before = cpu_secs(pid)
     started = time.monotonic()
     connection = http.client.HTTPConnection(url.hostname, url.port, timeout=600)
     connection.request("GET", path, headers={"Authorization": "Bearer " + token})
@@ -74,6 +86,7 @@ def main():
         size += len(chunk)
         last = chunk[-1:]
     elapsed = time.monotonic() - started
+    cpu = cpu_secs(pid) - cpu_before
     streaming.clear()
     sampler.join()
     lines = newlines + (0 if last == b"\n" else 1)
@@ -85,7 +98,8 @@ def main():
             "seconds": round(elapsed, 3), "rows_per_s": round(rows / elapsed, 1) if elapsed else 0,
             "rss_before_kib": rss_before, "rss_peak_kib": peak,
             "rss_growth_kib": peak - rss_before, "peak_reset": peak_was_reset,
-            "samples": len(samples)}
+            "samples": len(samples), "server_cpu_s": round(cpu, 2),
+            "rows_per_cpu_s": round(rows / cpu, 1) if cpu else 0}
     with open(result, "a") as f:
         f.write(json.dumps(line) + "\n")
     print(json.dumps(line))

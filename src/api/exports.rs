@@ -14,17 +14,22 @@
 //!   as `!`, the problem as a `^problem-<id>` link; rejected and voided spends
 //!   moved no money and are left out.
 
+use std::fmt::Write;
+
 use actix_web::web::Bytes;
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
 use super::streaming::{EventJson, csv_line, push_csv_line, respond, stream_pages};
-use super::types::{parse_date, parse_query_id, parse_status, parse_time, stored_money};
+use super::types::{parse_date, parse_query_id, parse_status, parse_time};
 use crate::db::Db;
 use crate::domain::access::Caller;
-use crate::encoding::rfc3339;
+use crate::domain::currency::Currency;
+use crate::domain::money::Money;
+use crate::encoding::{ShortText, date_short, rfc3339_short};
 use crate::error::ApiError;
 use crate::service::exports::{self, EventExportQuery, SpendAsOf, SpendExport, SpendExportQuery};
+use crate::service::ledger::stored_currency;
 use crate::state::AppState;
 
 /// The columns of `spends.csv`, in order; `spends.jsonl` has the same fields.
@@ -70,105 +75,138 @@ pub struct ExportQuery {
     as_of: Option<i64>,
 }
 
-/// A spend in an export: the fixed column set.
+/// A spend in an export: the fixed column set, borrowed from the spend as
+/// of the export and its [`SpendTexts`], so rendering a row allocates
+/// nothing of its own.
 #[derive(Debug, Serialize)]
-pub struct SpendExportJson {
-    spend_id: String,
-    problem_id: String,
-    team_id: String,
-    owner_id: String,
-    logged_by: String,
-    logged_at: String,
-    spent_on: String,
-    amount: String,
-    currency: String,
-    approved_amount: Option<String>,
-    status: String,
-    overrun: Option<String>,
-    flag_reasons: Option<String>,
-    reviewer_id: Option<String>,
-    decided_by: Option<String>,
-    decided_at: Option<String>,
-    policy_team_id: Option<String>,
+pub struct SpendExportJson<'a> {
+    spend_id: &'a str,
+    problem_id: &'a str,
+    team_id: &'a str,
+    owner_id: &'a str,
+    logged_by: &'a str,
+    logged_at: &'a str,
+    spent_on: &'a str,
+    amount: &'a str,
+    currency: &'a str,
+    approved_amount: Option<&'a str>,
+    status: &'a str,
+    overrun: Option<&'a str>,
+    flag_reasons: Option<&'a str>,
+    reviewer_id: Option<&'a str>,
+    decided_by: Option<&'a str>,
+    decided_at: Option<&'a str>,
+    policy_team_id: Option<&'a str>,
     policy_version: Option<i32>,
-    merchant: String,
-    description: String,
-    category: Option<String>,
-    voided_at: Option<String>,
+    merchant: &'a str,
+    description: &'a str,
+    category: Option<&'a str>,
+    voided_at: Option<&'a str>,
     as_of_sequence: i64,
 }
 
-impl SpendExportJson {
-    fn from_row(row: SpendAsOf) -> Result<Self, ApiError> {
-        let spend = row.spend;
-        let amount = stored_money(spend.amount_minor, &spend.currency)?;
-        let overrun = spend
-            .overrun_minor
-            .map(|minor| stored_money(minor, &spend.currency).map(|money| money.amount))
-            .transpose()?;
-        let snapshot = row.snapshot;
-        let approved_amount = snapshot.approved_amount_or(&amount.amount);
+/// The cells of an exported spend that are written rather than stored,
+/// each on the stack but the flag reasons (joined only when there are some).
+struct SpendTexts {
+    amount: ShortText,
+    overrun: Option<ShortText>,
+    logged_at: ShortText,
+    spent_on: ShortText,
+    flag_reasons: Option<String>,
+}
+
+impl SpendTexts {
+    /// Writes the cells of `row`, whose currency is `currency`.
+    fn new(row: &SpendAsOf, currency: Currency) -> Result<Self, ApiError> {
+        let spend = &row.spend;
+        let amount = |minor| {
+            let mut text = ShortText::new();
+            Money::from_minor(minor, currency)
+                .write_amount(&mut text)
+                .map(|()| text)
+                .map_err(|_| ApiError::Internal(format!("amount {minor} does not fit")))
+        };
         Ok(Self {
-            status: snapshot.status,
-            approved_amount,
-            flag_reasons: snapshot.flag_reasons.map(|reasons| reasons.join(",")),
-            reviewer_id: snapshot.reviewer_id,
-            decided_by: snapshot.decided_by,
-            decided_at: snapshot.decided_at,
-            voided_at: snapshot.voided_at,
-            spend_id: spend.id,
-            problem_id: spend.problem_id,
-            team_id: row.team_id,
-            owner_id: row.owner_id,
-            logged_by: spend.logged_by,
-            logged_at: rfc3339(spend.logged_at),
-            spent_on: spend.spent_on.format("%Y-%m-%d").to_string(),
-            amount: amount.amount,
-            currency: amount.currency,
-            overrun,
-            policy_team_id: spend.policy_team_id,
-            policy_version: spend.policy_version,
-            merchant: spend.merchant,
-            description: spend.description,
-            category: spend.category,
-            as_of_sequence: row.sequence,
+            amount: amount(spend.amount_minor)?,
+            overrun: spend.overrun_minor.map(amount).transpose()?,
+            logged_at: rfc3339_short(spend.logged_at),
+            spent_on: date_short(spend.spent_on),
+            flag_reasons: row
+                .snapshot
+                .flag_reasons
+                .as_ref()
+                .map(|reasons| reasons.join(",")),
         })
     }
+}
 
-    /// Appends the CSV record: cells borrowed, only the two numbers rendered.
-    fn push_csv(&self, out: &mut Vec<u8>) {
-        fn text(value: Option<&String>) -> &str {
-            value.map_or("", String::as_str)
+impl<'a> SpendExportJson<'a> {
+    fn new(row: &'a SpendAsOf, currency: Currency, texts: &'a SpendTexts) -> Self {
+        let spend = &row.spend;
+        let snapshot = &row.snapshot;
+        let amount = texts.amount.as_str();
+        Self {
+            status: &snapshot.status,
+            approved_amount: snapshot.approved_amount_or(amount),
+            flag_reasons: texts.flag_reasons.as_deref(),
+            reviewer_id: snapshot.reviewer_id.as_deref(),
+            decided_by: snapshot.decided_by.as_deref(),
+            decided_at: snapshot.decided_at.as_deref(),
+            voided_at: snapshot.voided_at.as_deref(),
+            spend_id: &spend.id,
+            problem_id: &spend.problem_id,
+            team_id: &row.team_id,
+            owner_id: &row.owner_id,
+            logged_by: &spend.logged_by,
+            logged_at: texts.logged_at.as_str(),
+            spent_on: texts.spent_on.as_str(),
+            amount,
+            currency: currency.code(),
+            overrun: texts.overrun.as_ref().map(ShortText::as_str),
+            policy_team_id: spend.policy_team_id.as_deref(),
+            policy_version: spend.policy_version,
+            merchant: &spend.merchant,
+            description: &spend.description,
+            category: spend.category.as_deref(),
+            as_of_sequence: row.sequence,
         }
-        let policy_version = self
-            .policy_version
-            .map(|version| version.to_string())
-            .unwrap_or_default();
-        let as_of_sequence = self.as_of_sequence.to_string();
+    }
+
+    /// Appends the CSV record: cells borrowed, the two numbers written on
+    /// the stack.
+    fn push_csv(&self, out: &mut Vec<u8>) {
+        let mut policy_version = ShortText::new();
+        if let Some(version) = self.policy_version {
+            // An i32 fits a ShortText.
+            let _ = write!(policy_version, "{version}");
+        }
+        let mut as_of_sequence = ShortText::new();
+        // An i64 fits a ShortText.
+        let _ = write!(as_of_sequence, "{}", self.as_of_sequence);
         let cells: [&str; 23] = [
-            &self.spend_id,
-            &self.problem_id,
-            &self.team_id,
-            &self.owner_id,
-            &self.logged_by,
-            &self.logged_at,
-            &self.spent_on,
-            &self.amount,
-            &self.currency,
-            text(self.approved_amount.as_ref()),
-            &self.status,
-            text(self.overrun.as_ref()),
-            text(self.flag_reasons.as_ref()),
-            text(self.reviewer_id.as_ref()),
-            text(self.decided_by.as_ref()),
-            text(self.decided_at.as_ref()),
-            text(self.policy_team_id.as_ref()),
-            &policy_version,
-            &self.merchant,
-            &self.description,
-            text(self.category.as_ref()),
-            text(self.voided_at.as_ref()),
-            &as_of_sequence,
+            self.spend_id,
+            self.problem_id,
+            self.team_id,
+            self.owner_id,
+            self.logged_by,
+            self.logged_at,
+            self.spent_on,
+            self.amount,
+            self.currency,
+            self.approved_amount.unwrap_or_default(),
+            self.status,
+            self.overrun.unwrap_or_default(),
+            self.flag_reasons.unwrap_or_default(),
+            self.reviewer_id.unwrap_or_default(),
+            self.decided_by.unwrap_or_default(),
+            self.decided_at.unwrap_or_default(),
+            self.policy_team_id.unwrap_or_default(),
+            policy_version.as_str(),
+            self.merchant,
+            self.description,
+            self.category.unwrap_or_default(),
+            self.voided_at.unwrap_or_default(),
+            as_of_sequence.as_str(),
         ];
         push_csv_line(out, &cells);
     }
@@ -195,7 +233,7 @@ const BEANCOUNT_HEADER: &str = "; Leeway journal: approved spends (*), spends aw
 /// One spend as a beancount transaction; `None` for a spend that moved no
 /// money (rejected, voided).
 fn beancount_entry(spend: &SpendExportJson) -> Option<String> {
-    let flag = match spend.status.as_str() {
+    let flag = match spend.status {
         "approved" | "approved_by_manager" => '*',
         "pending_review" => '!',
         _ => return None,
@@ -205,13 +243,13 @@ fn beancount_entry(spend: &SpendExportJson) -> Option<String> {
          spend_id: \"{id}\"\n  team_id: \"{team}\"\n  status: \"{status}\"\n  \
          Expenses:Leeway:Spends  {amount} {currency}\n  Liabilities:Leeway:Payable\n",
         date = spend.spent_on,
-        payee = beancount_text(&spend.merchant),
-        narration = beancount_text(&spend.description),
+        payee = beancount_text(spend.merchant),
+        narration = beancount_text(spend.description),
         problem = spend.problem_id,
         id = spend.spend_id,
         team = spend.team_id,
         status = spend.status,
-        amount = spend.approved_amount.as_deref().unwrap_or(&spend.amount),
+        amount = spend.approved_amount.unwrap_or(spend.amount),
         currency = spend.currency,
     ))
 }
@@ -259,18 +297,36 @@ async fn spend_export(
 /// Expected bytes of one exported spend, to size a page's buffer once.
 const SPEND_BYTES_ESTIMATE: usize = 512;
 
-/// Streams the spends of `export`, each appended to its page by `render`.
+/// Expected bytes of one spend in `spends.csv`, `spends.jsonl` and the
+/// journal (a little above a typical spend's), so a page's buffer is sized
+/// once instead of doubled and copied.
+const CSV_SPEND_BYTES: usize = 384;
+const JSONL_SPEND_BYTES: usize = 768;
+const BEANCOUNT_SPEND_BYTES: usize = 320;
+
+/// Streams the spends of `export`, each appended to its page by `render`
+/// (about `bytes_per_spend` each).
 fn spend_stream(
     db: Db,
     export: SpendExport,
     header: String,
+    bytes_per_spend: usize,
     render: fn(&SpendExportJson, &mut Vec<u8>) -> Result<(), ApiError>,
 ) -> impl futures_util::Stream<Item = Result<Bytes, ApiError>> {
     stream_pages(db, header, None::<String>, move |connection, after| {
         let (rows, next) = exports::spends_page(connection, &export, after.as_deref())?;
-        let mut chunk = Vec::with_capacity(rows.len() * SPEND_BYTES_ESTIMATE);
-        for row in rows {
-            render(&SpendExportJson::from_row(row)?, &mut chunk)?;
+        let mut chunk = Vec::with_capacity(rows.len() * bytes_per_spend);
+        // A page's spends nearly always share a few currencies: look each
+        // code up once, not once per row.
+        let mut currency: Option<Currency> = None;
+        for row in &rows {
+            let known = match currency {
+                Some(known) if known.code() == row.spend.currency => known,
+                _ => stored_currency(&row.spend.currency)?,
+            };
+            currency = Some(known);
+            let texts = SpendTexts::new(row, known)?;
+            render(&SpendExportJson::new(row, known, &texts), &mut chunk)?;
         }
         Ok((chunk, next.map(Some)))
     })
@@ -288,6 +344,7 @@ pub async fn spends_csv(
         state.db.clone(),
         export,
         csv_line(&SPEND_COLUMNS),
+        CSV_SPEND_BYTES,
         |spend, out| {
             spend.push_csv(out);
             Ok(())
@@ -309,12 +366,18 @@ pub async fn spends_jsonl(
 ) -> Result<HttpResponse, ApiError> {
     let export = spend_export(&state.db, caller, query.into_inner()).await?;
     let as_of = export.as_of();
-    let body = spend_stream(state.db.clone(), export, String::new(), |spend, out| {
-        serde_json::to_writer(&mut *out, spend)
-            .map_err(|error| ApiError::Internal(error.to_string()))?;
-        out.push(b'\n');
-        Ok(())
-    });
+    let body = spend_stream(
+        state.db.clone(),
+        export,
+        String::new(),
+        JSONL_SPEND_BYTES,
+        |spend, out| {
+            serde_json::to_writer(&mut *out, spend)
+                .map_err(|error| ApiError::Internal(error.to_string()))?;
+            out.push(b'\n');
+            Ok(())
+        },
+    );
     Ok(respond(
         "text/plain; charset=utf-8",
         "spends.jsonl",
@@ -332,12 +395,18 @@ pub async fn journal_beancount(
     let export = spend_export(&state.db, caller, query.into_inner()).await?;
     let as_of = export.as_of();
     let header = format!("{BEANCOUNT_HEADER}; as_of {as_of}\n");
-    let body = spend_stream(state.db.clone(), export, header, |spend, out| {
-        if let Some(entry) = beancount_entry(spend) {
-            out.extend_from_slice(entry.as_bytes());
-        }
-        Ok(())
-    });
+    let body = spend_stream(
+        state.db.clone(),
+        export,
+        header,
+        BEANCOUNT_SPEND_BYTES,
+        |spend, out| {
+            if let Some(entry) = beancount_entry(spend) {
+                out.extend_from_slice(entry.as_bytes());
+            }
+            Ok(())
+        },
+    );
     Ok(respond(
         "text/plain; charset=utf-8",
         "journal.beancount",

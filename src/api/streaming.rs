@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use actix_web::HttpResponse;
 use actix_web::http::header;
+use actix_web::rt::task::JoinHandle;
 use actix_web::web::Bytes;
 use serde::Serialize;
 
@@ -17,8 +18,10 @@ use crate::error::ApiError;
 /// Header naming the `as_of` an export was produced at.
 pub const AS_OF_HEADER: &str = "leeway-as-of";
 
-/// Characters that make a spreadsheet read a cell as a formula.
-const FORMULA_PREFIXES: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
+/// Characters that make a spreadsheet read a cell as a formula. All ASCII,
+/// like the characters that make a cell quoted: no byte of a multi-byte
+/// UTF-8 character is ASCII, so cells are scanned byte by byte.
+const FORMULA_PREFIXES: [u8; 6] = [b'=', b'+', b'-', b'@', b'\t', b'\r'];
 
 /// An event as JSON.
 #[derive(Debug, Serialize)]
@@ -73,25 +76,31 @@ pub fn csv_cell(value: &str) -> String {
 
 /// Appends [`csv_cell`] of `value` to `out` without allocating.
 pub fn push_csv_cell(out: &mut Vec<u8>, value: &str) {
-    let neutralise = value.starts_with(FORMULA_PREFIXES);
-    let quote = value.contains([',', '"', '\r', '\n']);
-    if quote {
-        out.push(b'"');
+    let bytes = value.as_bytes();
+    let neutralise = bytes
+        .first()
+        .is_some_and(|first| FORMULA_PREFIXES.contains(first));
+    let quote = bytes
+        .iter()
+        .any(|byte| matches!(byte, b',' | b'"' | b'\r' | b'\n'));
+    if !quote {
+        if neutralise {
+            out.push(b'\'');
+        }
+        out.extend_from_slice(bytes);
+        return;
     }
+    out.push(b'"');
     if neutralise {
         out.push(b'\'');
     }
-    if quote {
-        for part in value.split('"').enumerate() {
-            if part.0 > 0 {
-                out.extend_from_slice(b"\"\"");
-            }
-            out.extend_from_slice(part.1.as_bytes());
+    for (index, part) in bytes.split(|byte| *byte == b'"').enumerate() {
+        if index > 0 {
+            out.extend_from_slice(b"\"\"");
         }
-        out.push(b'"');
-    } else {
-        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(part);
     }
+    out.push(b'"');
 }
 
 /// One CSV record with its CRLF.
@@ -112,10 +121,15 @@ pub fn push_csv_line<S: AsRef<str>>(out: &mut Vec<u8>, cells: &[S]) {
     out.extend_from_slice(b"\r\n");
 }
 
+/// What one page's read gives: its chunk and the cursor after it.
+type PageRead<C, B> = Result<(B, Option<C>), ApiError>;
+
 /// Streams pages: `fetch` turns the cursor into a chunk of bytes and the
-/// next cursor (`None` after the last page), one `Db::read` per page. One
-/// page is in memory at a time; the next is read only when the client has
-/// taken the last.
+/// next cursor (`None` after the last page), one `Db::read` per page. Each
+/// page is read while the one before it is sent, so the database and the
+/// socket work at the same time; at most two pages are in memory, the one
+/// being sent and the one being read. Nothing is read past the page after
+/// the one the client is taking.
 pub fn stream_pages<C, B, F>(
     db: Db,
     header: String,
@@ -127,22 +141,38 @@ where
     B: Into<Bytes> + Send + 'static,
     F: Fn(&mut DbConnection, C) -> Result<(B, Option<C>), ApiError> + Send + Sync + 'static,
 {
-    enum Step<C> {
+    enum Step<C, B> {
         Header(String, C),
-        Page(C),
+        Page(JoinHandle<PageRead<C, B>>),
         Done,
     }
     let fetch = Arc::new(fetch);
-    futures_util::stream::unfold(Step::Header(header, start), move |step| {
+    // Starts reading the page at `cursor` now, on the blocking pool; the
+    // handle is awaited when the client wants that page.
+    let read = move |cursor: C| {
         let (db, fetch) = (db.clone(), Arc::clone(&fetch));
+        actix_web::rt::spawn(
+            async move { db.read(move |connection| fetch(connection, cursor)).await },
+        )
+    };
+    futures_util::stream::unfold(Step::<C, B>::Header(header, start), move |step| {
+        let read = read.clone();
         async move {
             match step {
                 Step::Done => None,
-                Step::Header(header, start) => Some((Ok(Bytes::from(header)), Step::Page(start))),
-                Step::Page(cursor) => {
-                    match db.read(move |connection| fetch(connection, cursor)).await {
+                Step::Header(header, start) => {
+                    Some((Ok(Bytes::from(header)), Step::Page(read(start))))
+                }
+                Step::Page(page) => {
+                    let page = page.await.unwrap_or_else(|error| {
+                        Err(ApiError::Internal(format!(
+                            "export page task failed: {error}"
+                        )))
+                    });
+                    match page {
                         Ok((chunk, next)) => {
-                            Some((Ok(chunk.into()), next.map_or(Step::Done, Step::Page)))
+                            let step = next.map_or(Step::Done, |next| Step::Page(read(next)));
+                            Some((Ok(chunk.into()), step))
                         }
                         Err(error) => {
                             // The status line is sent: all that is left is to cut
@@ -194,5 +224,32 @@ mod tests {
         assert_eq!(csv_cell("-\"a\",b"), "\"'-\"\"a\"\",b\"");
         assert_eq!(csv_cell(""), "");
         assert_eq!(csv_line(&["a", "b,c", ""]), "a,\"b,c\",\r\n");
+    }
+
+    /// The byte scan agrees with the character rules it stands for, on
+    /// multi-byte text too.
+    #[test]
+    fn csv_cells_follow_the_character_rules() {
+        fn by_characters(value: &str) -> String {
+            let neutralise = value.starts_with(['=', '+', '-', '@', '\t', '\r']);
+            let quote = value.contains([',', '"', '\r', '\n']);
+            let prefix = if neutralise { "'" } else { "" };
+            if quote {
+                format!("\"{prefix}{}\"", value.replace('"', "\"\""))
+            } else {
+                format!("{prefix}{value}")
+            }
+        }
+        let parts = [
+            "", "a", "é", "€,", "\"", "=", "-", "\r\n", "日本", "@", "'", "\u{2028}",
+        ];
+        for first in parts {
+            for second in parts {
+                for third in parts {
+                    let value = format!("{first}{second}{third}");
+                    assert_eq!(csv_cell(&value), by_characters(&value), "{value:?}");
+                }
+            }
+        }
     }
 }

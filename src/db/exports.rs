@@ -17,7 +17,6 @@ use super::DbConnection;
 use super::Error;
 use super::events::EventRow;
 use super::schema::{events, problems, spends};
-use super::spends::SpendRow;
 use super::teams::{SCOPE_TEAMS_MAX, TEAM_DEPTH_MAX};
 
 type Backend = <DbConnection as Connection>::Backend;
@@ -25,32 +24,84 @@ type Backend = <DbConnection as Connection>::Backend;
 /// Rows read per query; the server holds one page of an export at a time.
 pub const EXPORT_PAGE_SIZE: i64 = 500;
 
-/// A spend row with its problem's team and owner and where its events stand
-/// against the export's `as_of`, as an export reads it.
-#[derive(Debug, Clone)]
+/// The columns of a spend row an export reads: what it writes and what the
+/// spend's state is built from. The rest (receipt, notes, routing) is left
+/// unread: every column costs a decode per row.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = spends)]
+pub struct ExportSpend {
+    /// Id.
+    pub id: String,
+    /// The problem it is logged against.
+    pub problem_id: String,
+    /// Amount in minor units.
+    pub amount_minor: i64,
+    /// The problem's currency.
+    pub currency: String,
+    /// The status after the spend's newest event.
+    pub status: String,
+    /// How far it went past the budget.
+    pub overrun_minor: Option<i64>,
+    /// Who was paid.
+    pub merchant: String,
+    /// What for.
+    pub description: String,
+    /// Optional free-form category.
+    pub category: Option<String>,
+    /// The date of the purchase.
+    pub spent_on: chrono::NaiveDate,
+    /// Who logged it.
+    pub logged_by: String,
+    /// When it was logged.
+    pub logged_at: chrono::NaiveDateTime,
+    /// Who decided it.
+    pub decided_by: Option<String>,
+    /// When it was decided.
+    pub decided_at: Option<chrono::NaiveDateTime>,
+    /// When it was voided.
+    pub voided_at: Option<chrono::NaiveDateTime>,
+    /// Why it was flagged: comma-separated codes.
+    pub flag_reasons: Option<String>,
+    /// Team whose policy judged it.
+    pub policy_team_id: Option<String>,
+    /// That policy's version.
+    pub policy_version: Option<i32>,
+    /// What a reviewer approved.
+    pub approved_amount_minor: Option<i64>,
+    /// Who it is routed to while pending.
+    pub reviewer_id: Option<String>,
+}
+
+/// A spend with its problem's team and owner and its newest event, as an
+/// export reads it (loaded as it is, without a pass to rebuild it).
+#[derive(Debug, Clone, Queryable)]
 pub struct ExportSpendRow {
-    /// The row: its immutable fields are the spend's; its state is the
-    /// spend's as of its newest event.
-    pub spend: SpendRow,
+    /// The row's exported columns: its immutable fields are the spend's;
+    /// its state is the spend's as of its newest event.
+    pub spend: ExportSpend,
     /// The problem's team.
     pub team_id: String,
     /// The problem's owner.
     pub owner_id: String,
-    /// The spend's newest event at or below `as_of`; `None` when the spend
-    /// did not exist yet at `as_of`.
-    pub as_of_sequence: Option<i64>,
-    /// The spend's newest event of all. Equal to `as_of_sequence` when
-    /// nothing happened to the spend after `as_of`, so the row's state is
-    /// its state as of the export.
+    /// The sequence of the spend's newest event of all; `None` when it has
+    /// none in the audit chain.
     pub newest_sequence: Option<i64>,
 }
 
 impl ExportSpendRow {
-    /// Whether the row's state is the spend's state as of the export: the
-    /// spend existed then and has no event after it.
+    /// Whether the row's state is the spend's state as of `as_of`: its
+    /// newest event is at or below it, so nothing happened to the spend
+    /// after `as_of` (and it existed then).
     #[must_use]
-    pub fn row_is_as_of(&self) -> bool {
-        self.as_of_sequence.is_some() && self.as_of_sequence == self.newest_sequence
+    pub fn row_is_as_of(&self, as_of: i64) -> bool {
+        self.newest_sequence.is_some_and(|newest| newest <= as_of)
+    }
+
+    /// Whether the spend changed after `as_of`: its state then, if it
+    /// existed, is in its events ([`spend_events`]).
+    #[must_use]
+    pub fn changed_after(&self, as_of: i64) -> bool {
+        self.newest_sequence.is_some_and(|newest| newest > as_of)
     }
 }
 
@@ -152,37 +203,26 @@ pub fn team_subtree(
     Ok(rows.into_iter().map(|row| row.id).collect())
 }
 
-/// A spend page's row as loaded: the spend, its problem's team and owner,
-/// and the two sequences of [`ExportSpendRow`].
-type SpendPageRow = (SpendRow, String, String, Option<i64>, Option<i64>);
-
-/// One page of spends after `after` (by id), each with the sequences of its
-/// newest event at or below `filter.as_of` and of its newest event of all
-/// (two index-only lookups on `events (subject_id, sequence)`; a spend id is
-/// a UUID no other subject shares). A spend with no event after `as_of` is
-/// exported from its row; the others' state as of `filter.as_of` comes from
-/// [`spend_events`]. Returns the spends and the id to continue after, `None`
-/// on the last page.
+/// One page of spends after `after` (by id), each with the sequence of its
+/// newest event (one index-only lookup on `events (subject_id, sequence)`;
+/// a spend id is a UUID no other subject shares). A spend whose newest
+/// event is at or below `filter.as_of` is exported from its row; the state
+/// as of `filter.as_of` of the others comes from [`spend_events`]. Returns
+/// the spends and the id to continue after, `None` on the last page.
 pub fn spends_page(
     connection: &mut DbConnection,
     filter: &SpendExportFilter,
     after: Option<&str>,
 ) -> Result<(Vec<ExportSpendRow>, Option<String>), Error> {
-    let as_of_sequence = sql::<Nullable<BigInt>>(
-        "(SELECT MAX(e.sequence) FROM events e WHERE e.subject_id = spends.id AND e.sequence <= ",
-    )
-    .bind::<BigInt, _>(filter.as_of)
-    .sql(")");
     let newest_sequence = sql::<Nullable<BigInt>>(
         "(SELECT MAX(e.sequence) FROM events e WHERE e.subject_id = spends.id)",
     );
     let mut query = spends::table
         .inner_join(problems::table)
         .select((
-            SpendRow::as_select(),
+            ExportSpend::as_select(),
             problems::team_id,
             problems::owner_id,
-            as_of_sequence,
             newest_sequence,
         ))
         .order(spends::id.asc())
@@ -200,22 +240,10 @@ pub fn spends_page(
     if let Some(after) = after {
         query = query.filter(spends::id.gt(after.to_owned()));
     }
-    let rows: Vec<SpendPageRow> = query.load(connection)?;
+    let rows: Vec<ExportSpendRow> = query.load(connection)?;
     let next_after = (rows.len() == usize::try_from(EXPORT_PAGE_SIZE).unwrap_or(usize::MAX))
-        .then(|| rows.last().map(|row| row.0.id.clone()))
+        .then(|| rows.last().map(|row| row.spend.id.clone()))
         .flatten();
-    let rows = rows
-        .into_iter()
-        .map(
-            |(spend, team_id, owner_id, as_of_sequence, newest_sequence)| ExportSpendRow {
-                spend,
-                team_id,
-                owner_id,
-                as_of_sequence,
-                newest_sequence,
-            },
-        )
-        .collect();
     Ok((rows, next_after))
 }
 

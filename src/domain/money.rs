@@ -103,6 +103,16 @@ impl Money {
         Decimal::new(self.minor, self.currency.exponent()).to_string()
     }
 
+    /// Writes [`Money::amount_text`] to `out` without allocating: exports
+    /// write millions of amounts.
+    pub fn write_amount(self, out: &mut impl fmt::Write) -> fmt::Result {
+        write!(
+            out,
+            "{}",
+            Decimal::new(self.minor, self.currency.exponent())
+        )
+    }
+
     /// Refuses a value whose currency is not `expected`.
     pub fn require_currency(self, expected: Currency) -> Result<Self, MoneyError> {
         if self.currency == expected {
@@ -314,6 +324,16 @@ mod tests {
                 Err(MoneyError::TooLarge { .. }) => prop_assert!(expected > Decimal::from(AMOUNT_MINOR_MAX)),
                 Err(other) => prop_assert!(false, "unexpected {other:?}"),
             }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn written_amounts_are_the_amount_text(minor in any::<i64>(), currency in any_currency()) {
+            let money = Money::from_minor(minor, currency);
+            let mut written = String::new();
+            money.write_amount(&mut written).unwrap();
+            prop_assert_eq!(written, money.amount_text());
         }
     }
 }

@@ -15,9 +15,8 @@ use super::audit::{require_finance, resolve_as_of};
 use super::ledger::MoneyV1;
 use crate::db::events::EventRow;
 use crate::db::exports::{
-    self, EventExportFilter, ExportSpendRow, SpendEventData, SpendExportFilter,
+    self, EventExportFilter, ExportSpend, ExportSpendRow, SpendEventData, SpendExportFilter,
 };
-use crate::db::spends::SpendRow;
 use crate::db::{DbConnection, teams};
 use crate::domain::access::Caller;
 use crate::domain::review::decode_reasons;
@@ -66,7 +65,7 @@ impl SpendSnapshotV1 {
     /// [`SpendV1::from_row`](super::ledger::SpendV1::from_row) stores, read
     /// back), built without the JSON: the state of a spend with no event
     /// after an export's `as_of`.
-    pub fn from_row(row: &SpendRow) -> Result<Self, Error> {
+    pub fn from_row(row: &ExportSpend) -> Result<Self, Error> {
         Ok(Self {
             status: row.status.clone(),
             decided_by: row.decided_by.clone(),
@@ -107,11 +106,11 @@ impl SpendSnapshotV1 {
     /// What counts towards the problem's `approved`: a partial approval's
     /// amount, else `whole` (the spend's amount) once approved.
     #[must_use]
-    pub fn approved_amount_or(&self, whole: &str) -> Option<String> {
+    pub fn approved_amount_or<'a>(&'a self, whole: &'a str) -> Option<&'a str> {
         self.approved_amount
             .as_ref()
-            .map(|money| money.amount.clone())
-            .or_else(|| self.is_approved().then(|| whole.to_owned()))
+            .map(|money| money.amount.as_str())
+            .or_else(|| self.is_approved().then_some(whole))
     }
 }
 
@@ -119,7 +118,7 @@ impl SpendSnapshotV1 {
 #[derive(Debug, Clone)]
 pub struct SpendAsOf {
     /// The row: its immutable fields are the spend's.
-    pub spend: SpendRow,
+    pub spend: ExportSpend,
     /// The problem's team.
     pub team_id: String,
     /// The problem's owner.
@@ -256,30 +255,29 @@ pub fn spends_page(
     after: Option<&str>,
 ) -> Result<(Vec<SpendAsOf>, Option<String>), Error> {
     let (rows, next_after) = exports::spends_page(connection, &export.filter, after)?;
+    let as_of = export.filter.as_of;
     // Only spends changed after `as_of` need their history read back.
     let changed: Vec<String> = rows
         .iter()
-        .filter(|row| row.as_of_sequence.is_some() && !row.row_is_as_of())
+        .filter(|row| row.changed_after(as_of))
         .map(|row| row.spend.id.clone())
         .collect();
     let mut snapshots = if changed.is_empty() {
         HashMap::new()
     } else {
-        states_as_of(exports::spend_events(
-            connection,
-            changed,
-            export.filter.as_of,
-        )?)?
+        states_as_of(exports::spend_events(connection, changed, as_of)?)?
     };
     let mut spends = Vec::with_capacity(rows.len());
     for row in rows {
-        let state = match row.as_of_sequence {
-            // The spend did not exist yet at `as_of`.
-            None => None,
-            Some(sequence) if row.row_is_as_of() => {
+        let state = match row.newest_sequence {
+            Some(sequence) if row.row_is_as_of(as_of) => {
                 Some((SpendSnapshotV1::from_row(&row.spend)?, sequence))
             }
+            // Changed after `as_of`: its newest snapshot at or below it,
+            // none when the spend did not exist yet at `as_of`.
             Some(_) => snapshots.remove(&row.spend.id),
+            // No event in the audit chain: not in any export.
+            None => None,
         };
         let ExportSpendRow {
             spend,
@@ -344,7 +342,35 @@ mod tests {
     use chrono::NaiveDate;
 
     use super::*;
+    use crate::db::spends::SpendRow;
     use crate::service::ledger::SpendV1;
+
+    /// The columns of `row` an export reads, as it reads them.
+    fn exported(row: &SpendRow) -> ExportSpend {
+        let row = row.clone();
+        ExportSpend {
+            id: row.id,
+            problem_id: row.problem_id,
+            amount_minor: row.amount_minor,
+            currency: row.currency,
+            status: row.status,
+            overrun_minor: row.overrun_minor,
+            merchant: row.merchant,
+            description: row.description,
+            category: row.category,
+            spent_on: row.spent_on,
+            logged_by: row.logged_by,
+            logged_at: row.logged_at,
+            decided_by: row.decided_by,
+            decided_at: row.decided_at,
+            voided_at: row.voided_at,
+            flag_reasons: row.flag_reasons,
+            policy_team_id: row.policy_team_id,
+            policy_version: row.policy_version,
+            approved_amount_minor: row.approved_amount_minor,
+            reviewer_id: row.reviewer_id,
+        }
+    }
 
     fn row() -> SpendRow {
         let at = NaiveDate::from_ymd_opt(2026, 11, 25)
@@ -421,7 +447,7 @@ mod tests {
             let stored = serde_json::to_string(&SpendV1::from_row(&spend).unwrap()).unwrap();
             let decoded = SpendSnapshotV1::decode(&stored).unwrap().unwrap();
             assert_eq!(
-                SpendSnapshotV1::from_row(&spend).unwrap(),
+                SpendSnapshotV1::from_row(&exported(&spend)).unwrap(),
                 decoded,
                 "{stored}"
             );
