@@ -235,10 +235,12 @@ async fn log_spends_until_refused(
     for sequence in 0..SPENDS_PER_CLIENT_MAX {
         let key = format!("{key_prefix}-{sequence}");
         // Amounts vary so the problems pass their 400.00 limit and later
-        // spends are flagged: both running totals take part.
+        // spends are flagged: both running totals take part. From 60.00 up,
+        // so the limit is passed within the first two spends of each client
+        // even when a loaded machine fits few spends before each kill.
         let body = spend_body(&format!(
             "{}.{:02}",
-            10 + sequence * 7 % 80,
+            60 + sequence * 7 % 80,
             sequence * 37 % 100
         ));
         let outcome = send(
