@@ -57,12 +57,7 @@ impl ShortText {
 
     /// Appends ASCII bytes, or fails if they do not fit.
     fn push_ascii(&mut self, ascii: &[u8]) -> fmt::Result {
-        debug_assert!(ascii.is_ascii());
-        let end = self.len + ascii.len();
-        let slot = self.bytes.get_mut(self.len..end).ok_or(fmt::Error)?;
-        slot.copy_from_slice(ascii);
-        self.len = end;
-        Ok(())
+        self.write_str(std::str::from_utf8(ascii).map_err(|_| fmt::Error)?)
     }
 
     /// Appends the last two decimal digits of `value`.

@@ -294,15 +294,16 @@ async fn spend_export(
         .await?)
 }
 
-/// Expected bytes of one exported spend, to size a page's buffer once.
-const SPEND_BYTES_ESTIMATE: usize = 512;
-
-/// Expected bytes of one spend in `spends.csv`, `spends.jsonl` and the
-/// journal (a little above a typical spend's), so a page's buffer is sized
-/// once instead of doubled and copied.
+// Expected bytes of one row of each export (a little above a typical
+// row's), so a page's buffer is sized once instead of doubled and copied.
+/// One spend in `spends.csv`.
 const CSV_SPEND_BYTES: usize = 384;
+/// One spend in `spends.jsonl`.
 const JSONL_SPEND_BYTES: usize = 768;
+/// One spend in `journal.beancount`.
 const BEANCOUNT_SPEND_BYTES: usize = 320;
+/// One event in `events.jsonl` (about 1.3 KB with its payload and hashes).
+const JSONL_EVENT_BYTES: usize = 1_536;
 
 /// Streams the spends of `export`, each appended to its page by `render`
 /// (about `bytes_per_spend` each).
@@ -457,7 +458,7 @@ pub async fn events_jsonl(
         0,
         move |connection, after| {
             let (rows, next) = exports::events_page(connection, &export, after)?;
-            let mut chunk = Vec::with_capacity(rows.len() * SPEND_BYTES_ESTIMATE);
+            let mut chunk = Vec::with_capacity(rows.len() * JSONL_EVENT_BYTES);
             for row in rows {
                 serde_json::to_writer(&mut chunk, &EventJson::from_row(row)?)
                     .map_err(|error| ApiError::Internal(error.to_string()))?;
