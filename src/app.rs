@@ -173,6 +173,13 @@ pub fn serve(
         state.clock.clone(),
         state.escalation_interval,
     );
+    let delivery = crate::outbound::DeliverySettings {
+        allow_private: state.webhooks.allow_private,
+        poll_interval: state.webhooks.poll_interval,
+        concurrency: state.webhooks.concurrency,
+    };
+    crate::outbound::spawn(state.db.clone(), state.clock.clone(), &delivery)
+        .map_err(std::io::Error::other)?;
     let connections_per_worker_max = state.limits.connections_per_worker_max;
     let connections = state.connections.clone();
     let state = web::Data::new(state);

@@ -59,6 +59,10 @@ pub const BODY_READ_TIMEOUT_MS_MAX: u64 = 120_000;
 /// Longest pool checkout timeout an operator may configure, in milliseconds:
 /// past a minute the client has long given up.
 pub const POOL_CHECKOUT_TIMEOUT_MS_MAX: u64 = 60_000;
+/// How often the webhook delivery loop looks for work, by default.
+pub const WEBHOOK_POLL_INTERVAL_DEFAULT: Duration = Duration::from_secs(1);
+/// Webhook deliveries in flight at once per process, by default.
+pub const WEBHOOK_CONCURRENCY_DEFAULT: u64 = 8;
 /// Longest statement timeout an operator may set, in milliseconds (an hour).
 pub const STATEMENT_TIMEOUT_MS_MAX: u64 = 3_600_000;
 
@@ -181,6 +185,71 @@ pub struct Settings {
     /// (for a scraper on a private network). Default: none.
     #[arg(long, env = "LEEWAY_METRICS_BIND")]
     pub metrics_bind: Option<String>,
+    /// Webhook deliveries.
+    #[command(flatten)]
+    pub webhooks: WebhookSettings,
+}
+
+/// Webhook deliveries, as flags and variables.
+#[derive(Debug, Clone, Args)]
+pub struct WebhookSettings {
+    /// Allow webhook URLs on `http` and on loopback, private, link-local and
+    /// metadata addresses. For development and tests only: in production it
+    /// lets an admin's webhook reach inside the network Leeway runs in.
+    #[arg(long, env = "LEEWAY_WEBHOOK_ALLOW_PRIVATE")]
+    pub webhook_allow_private: bool,
+    /// How often each process looks for webhook deliveries due, in milliseconds.
+    #[arg(
+        long,
+        env = "LEEWAY_WEBHOOK_POLL_INTERVAL_MS",
+        default_value_t = duration_ms(WEBHOOK_POLL_INTERVAL_DEFAULT),
+        value_parser = clap::value_parser!(u64).range(10..=60_000)
+    )]
+    pub webhook_poll_interval_ms: u64,
+    /// Webhook deliveries in flight at once per process.
+    #[arg(
+        long,
+        env = "LEEWAY_WEBHOOK_CONCURRENCY",
+        default_value_t = WEBHOOK_CONCURRENCY_DEFAULT,
+        value_parser = clap::value_parser!(u64).range(1..=256)
+    )]
+    pub webhook_concurrency: u64,
+}
+
+/// Webhook deliveries, resolved.
+#[derive(Debug, Clone)]
+pub struct Webhooks {
+    /// Whether `http` and private destinations are allowed (development).
+    pub allow_private: bool,
+    /// How often the delivery loop looks for work.
+    pub poll_interval: Duration,
+    /// Deliveries in flight at once.
+    pub concurrency: usize,
+}
+
+impl Default for Webhooks {
+    fn default() -> Self {
+        Self {
+            allow_private: false,
+            poll_interval: WEBHOOK_POLL_INTERVAL_DEFAULT,
+            concurrency: concurrency(WEBHOOK_CONCURRENCY_DEFAULT),
+        }
+    }
+}
+
+impl Webhooks {
+    fn from_settings(settings: &WebhookSettings) -> Self {
+        Self {
+            allow_private: settings.webhook_allow_private,
+            poll_interval: Duration::from_millis(settings.webhook_poll_interval_ms),
+            concurrency: concurrency(settings.webhook_concurrency),
+        }
+    }
+}
+
+/// A concurrency setting (at most 256) as a count.
+fn concurrency(setting: u64) -> usize {
+    usize::try_from(setting).unwrap_or(1)
 }
 
 /// Limits on what clients may consume, as flags and variables.
@@ -387,6 +456,8 @@ pub struct Config {
     pub metrics_public: bool,
     /// The address of the metrics-only server, if one is wanted.
     pub metrics_bind: Option<String>,
+    /// Webhook deliveries.
+    pub webhooks: Webhooks,
 }
 
 impl Config {
@@ -404,6 +475,7 @@ impl Config {
             cors_origins: Vec::new(),
             metrics_public: false,
             metrics_bind: None,
+            webhooks: Webhooks::default(),
         }
     }
 
@@ -430,6 +502,7 @@ impl Config {
             cors_origins: cors_origins(&settings.cors_origins)?,
             metrics_public: settings.metrics_public,
             metrics_bind: settings.metrics_bind.clone(),
+            webhooks: Webhooks::from_settings(&settings.webhooks),
         })
     }
 }

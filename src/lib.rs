@@ -16,6 +16,7 @@ pub mod domain;
 pub mod encoding;
 pub mod error;
 pub mod metrics;
+pub mod outbound;
 pub mod rate_limit;
 pub mod service;
 pub mod shutdown;

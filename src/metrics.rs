@@ -38,6 +38,8 @@ pub const SPENDS_LOGGED_TOTAL: &str = "leeway_spends_logged_total";
 pub const IDEMPOTENT_REPLAYS_TOTAL: &str = "leeway_idempotent_replays_total";
 /// Counter: flagged spends moved up a level because their review SLA passed.
 pub const ESCALATIONS_TOTAL: &str = "leeway_escalations_total";
+/// Counter: webhook delivery attempts, by result (`delivered`, `failed`).
+pub const WEBHOOK_ATTEMPTS_TOTAL: &str = "leeway_webhook_attempts_total";
 
 /// The `route` label of a request no route matched: one series for every
 /// unknown path, so scanning for paths cannot add series.
@@ -167,6 +169,12 @@ pub fn escalated(count: usize) {
     counter!(ESCALATIONS_TOTAL).increment(u64::try_from(count).unwrap_or(u64::MAX));
 }
 
+/// Counts one webhook delivery attempt: delivered (a 2xx) or failed.
+pub fn webhook_attempt(delivered: bool) {
+    let result = if delivered { "delivered" } else { "failed" };
+    counter!(WEBHOOK_ATTEMPTS_TOTAL, "result" => result).increment(1);
+}
+
 /// A count as a metric value. Queues and batches are far below 2^52, where
 /// `f64` stops holding every integer.
 #[expect(
@@ -255,6 +263,11 @@ fn describe() {
         Unit::Count,
         "Flagged spends moved up a level because their review SLA passed."
     );
+    describe_counter!(
+        WEBHOOK_ATTEMPTS_TOTAL,
+        Unit::Count,
+        "Webhook delivery attempts, by result: delivered (a 2xx) or failed."
+    );
     // Registering a histogram is enough to render it with empty buckets.
     let _ = histogram!(POOL_WAIT_SECONDS);
     let _ = histogram!(COMMIT_BATCH_SIZE);
@@ -264,6 +277,9 @@ fn describe() {
     }
     counter!(IDEMPOTENT_REPLAYS_TOTAL).absolute(0);
     counter!(ESCALATIONS_TOTAL).absolute(0);
+    for result in ["delivered", "failed"] {
+        counter!(WEBHOOK_ATTEMPTS_TOTAL, "result" => result).absolute(0);
+    }
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use crate::clock::Clock;
-use crate::config::{Config, Limits};
+use crate::config::{Config, Limits, Webhooks};
 use crate::db::Db;
 use crate::rate_limit::RateLimiter;
 use crate::shutdown::OpenConnections;
@@ -34,6 +34,8 @@ pub struct AppState {
     pub connections: OpenConnections,
     /// Whether `GET /metrics` answers without a token.
     pub metrics_public: bool,
+    /// Webhook deliveries.
+    pub webhooks: Webhooks,
 }
 
 impl AppState {
@@ -49,6 +51,7 @@ impl AppState {
             cors_origins: config.cors_origins.clone(),
             connections: OpenConnections::default(),
             metrics_public: config.metrics_public,
+            webhooks: config.webhooks.clone(),
         })
     }
 }

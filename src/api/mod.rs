@@ -16,6 +16,7 @@ pub mod spends;
 pub mod streaming;
 pub mod teams;
 pub mod types;
+pub mod webhooks;
 
 use actix_web::web;
 
@@ -68,6 +69,12 @@ url_map! {
     "/v1/exports/events.jsonl" => { get: exports::events_jsonl }
     "/v1/exports/journal.beancount" => { get: exports::journal_beancount }
     "/v1/reports/summary" => { get: reports::summary }
+    "/v1/webhooks" => { post: webhooks::create, get: webhooks::list }
+    "/v1/webhooks/{id}" => { get: webhooks::show, patch: webhooks::update, delete: webhooks::delete }
+    "/v1/webhooks/{id}/rotate-secret" => { post: webhooks::rotate_secret }
+    "/v1/webhooks/{id}/deliveries" => { get: webhooks::deliveries }
+    "/v1/webhooks/{id}/replay" => { post: webhooks::replay }
+    "/v1/webhooks/{id}/test" => { post: webhooks::test }
 }
 
 /// The URL map of the metrics-only listener (`LEEWAY_METRICS_BIND`): its

@@ -28,6 +28,7 @@ pub mod review_steps;
 pub mod schema;
 pub mod spends;
 pub mod teams;
+pub mod webhooks;
 pub mod writer;
 
 use std::time::Duration;

@@ -207,6 +207,48 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    webhook_endpoints (id) {
+        id -> Text,
+        url -> Text,
+        description -> Text,
+        event_types -> Text,
+        secret -> Text,
+        previous_secret -> Nullable<Text>,
+        previous_secret_expires_at -> Nullable<Timestamp>,
+        disabled -> Bool,
+        disabled_reason -> Nullable<Text>,
+        after_sequence -> BigInt,
+        test_message_id -> Nullable<Text>,
+        test_requested_at -> Nullable<Timestamp>,
+        attempts_failed -> Integer,
+        next_attempt_at -> Timestamp,
+        failing_since -> Nullable<Timestamp>,
+        lease_token -> Nullable<Text>,
+        lease_expires_at -> Nullable<Timestamp>,
+        created_by -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    webhook_deliveries (id) {
+        id -> Text,
+        endpoint_id -> Text,
+        message_id -> Text,
+        event_type -> Text,
+        sequence -> Nullable<BigInt>,
+        attempt -> Integer,
+        attempted_at -> Timestamp,
+        response_status -> Nullable<Integer>,
+        error -> Nullable<Text>,
+        outcome -> Text,
+        next_attempt_at -> Nullable<Timestamp>,
+        duration_ms -> BigInt,
+    }
+}
+
 diesel::joinable!(problems -> teams (team_id));
 diesel::joinable!(spends -> problems (problem_id));
 
@@ -224,4 +266,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     problem_limit_changes,
     period_totals,
     review_delegations,
+    webhook_endpoints,
+    webhook_deliveries,
 );

@@ -10,3 +10,4 @@ pub mod limit;
 pub mod money;
 pub mod review;
 pub mod status;
+pub mod webhook;

@@ -15,5 +15,6 @@ pub mod problems;
 pub mod reports;
 pub mod reviews;
 pub mod spends;
+pub mod webhooks;
 
 pub use error::{Error, FieldError, Refusal};

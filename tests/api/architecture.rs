@@ -19,6 +19,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("metrics", &[]),
     ("db", &["domain", "encoding"]),
     ("service", &["db", "domain", "encoding", "clock"]),
+    ("outbound", &["service", "db", "domain", "clock"]),
     ("error", &["service", "db", "domain"]),
     ("tokens", &["error", "clock"]),
     ("config", &["db", "tokens", "rate_limit", "encoding"]),
@@ -36,12 +37,14 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "api",
         &[
             "service", "db", "domain", "state", "error", "auth", "encoding", "clock", "body",
+            "outbound",
         ],
     ),
     (
         "app",
         &[
             "api", "body", "clock", "cors", "db", "error", "service", "state", "shutdown",
+            "outbound",
         ],
     ),
     ("lib", &[]),

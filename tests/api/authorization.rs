@@ -46,6 +46,7 @@ struct Objects {
     problem: String,
     spend: String,
     delegation: String,
+    webhook: String,
     max: String,
 }
 
@@ -102,6 +103,17 @@ fn table(objects: &Objects) -> Vec<Row> {
         row("get", "/v1/exports/events.jsonl", None, [401, 403, 403, 403, 200, 200]),
         row("get", "/v1/exports/journal.beancount", None, [401, 403, 403, 403, 200, 200]),
         row("get", "/v1/reports/summary", None, [401, 403, 403, 403, 200, 200]),
+        // Webhooks (issue 12): admins manage them, finance reads them.
+        row("post", "/v1/webhooks", Some(json!({"url": "https://hooks.example.com/new", "event_types": ["spend.flagged"]})), [401, 403, 403, 403, 403, 201]),
+        row("get", "/v1/webhooks", None, [401, 403, 403, 403, 200, 200]),
+        row("get", "/v1/webhooks/{webhook}", None, [401, 403, 403, 403, 200, 200]),
+        row("patch", "/v1/webhooks/{webhook}", Some(json!({"description": "Tickets"})), [401, 403, 403, 403, 403, 200]),
+        row("post", "/v1/webhooks/{webhook}/rotate-secret", Some(json!({})), [401, 403, 403, 403, 403, 200]),
+        row("get", "/v1/webhooks/{webhook}/deliveries", None, [401, 403, 403, 403, 200, 200]),
+        row("post", "/v1/webhooks/{webhook}/replay", Some(json!({"from_sequence": 1})), [401, 403, 403, 403, 403, 202]),
+        row("post", "/v1/webhooks/{webhook}/test", Some(json!({})), [401, 403, 403, 403, 403, 202]),
+        // Last: the rows above use the endpoint it deletes.
+        row("delete", "/v1/webhooks/{webhook}", None, [401, 403, 403, 403, 403, 204]),
     ]
 }
 
@@ -117,13 +129,15 @@ backend_tests! {
         let now = chrono::Utc::now();
         let delegation = app.post("mia", "/v1/delegations", &json!({"delegate_id": ned, "from": now.to_rfc3339(), "until": (now + chrono::TimeDelta::hours(1)).to_rfc3339()})).await;
         assert_eq!(delegation.status, 201, "{}", delegation.body);
-        let objects = Objects { team: org.ops.clone(), person: org.sam.clone(), problem, spend, delegation: delegation.id(), max };
+        let webhook = app.post("admin", "/v1/webhooks", &json!({"url": "https://hooks.example.com/leeway", "event_types": ["spend.approved"]})).await;
+        assert_eq!(webhook.status, 201, "{}", webhook.body);
+        let objects = Objects { team: org.ops.clone(), person: org.sam.clone(), problem, spend, delegation: delegation.id(), webhook: webhook.id(), max };
         let table = table(&objects);
 
         let covered: BTreeSet<(&str, &str)> = table.iter().map(|row| (row.method, row.path)).collect();
         let registered: BTreeSet<(&str, String)> = leeway::api::ROUTES.iter().map(|(method, path)| (*method, (*path).to_owned())).collect();
         let named: BTreeSet<(&str, String)> = covered.iter().map(|(method, path)| {
-            let generic = ["{team}", "{person}", "{problem}", "{spend}", "{delegation}"].iter().fold((*path).to_owned(), |path, name| path.replace(name, "{id}"));
+            let generic = ["{team}", "{person}", "{problem}", "{spend}", "{delegation}", "{webhook}"].iter().fold((*path).to_owned(), |path, name| path.replace(name, "{id}"));
             (*method, generic)
         }).collect();
         let missing: Vec<_> = registered.difference(&named).collect();
@@ -137,7 +151,8 @@ backend_tests! {
                 .replace("{person}", &objects.person)
                 .replace("{problem}", &objects.problem)
                 .replace("{spend}", &objects.spend)
-                .replace("{delegation}", &objects.delegation);
+                .replace("{delegation}", &objects.delegation)
+                .replace("{webhook}", &objects.webhook);
             for (caller, expected) in CALLERS.iter().zip(row.expected) {
                 let method = Method::from_bytes(row.method.to_uppercase().as_bytes()).unwrap();
                 let response = app.send(method, &path, *caller, row.body.as_ref()).await;

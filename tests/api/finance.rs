@@ -16,6 +16,7 @@ struct Ids {
     problem: String,
     spend: String,
     delegation: String,
+    webhook: String,
     manager: String,
     delegator: String,
 }
@@ -38,6 +39,8 @@ impl Ids {
             &self.problem
         } else if path.starts_with("/v1/spends/") {
             &self.spend
+        } else if path.starts_with("/v1/webhooks/") {
+            &self.webhook
         } else {
             &self.delegation
         };
@@ -69,6 +72,11 @@ fn body_for(method: &str, path: &str, ids: &Ids) -> Value {
         ("post", "/v1/problems/{id}/acknowledge") => json!({"criteria_version": 1}),
         ("post", "/v1/spends/{id}/review") => json!({"decision": "approve", "note": "ok"}),
         ("post", "/v1/spends/{id}/void") => json!({"reason": "finance says so"}),
+        ("post", "/v1/webhooks") => {
+            json!({"url": "https://hooks.example.com/finance", "event_types": ["spend.approved"]})
+        }
+        ("patch", "/v1/webhooks/{id}") => json!({"disabled": true}),
+        ("post", "/v1/webhooks/{id}/replay") => json!({"from_sequence": 1}),
         ("post", "/v1/delegations") => {
             // Finance names a manager's queue, as an admin may.
             let mut body = delegation_body(&ids.manager);
@@ -89,7 +97,12 @@ backend_tests! {
         let max = app.get("max", "/v1/me").await.id();
         let delegation = app.post("mia", "/v1/delegations", &delegation_body(&max)).await;
         assert_eq!(delegation.status, 201, "{}", delegation.body);
+        let webhook = app
+            .post("admin", "/v1/webhooks", &json!({"url": "https://hooks.example.com/leeway", "event_types": ["spend.approved"]}))
+            .await;
+        assert_eq!(webhook.status, 201, "{}", webhook.body);
         let ids = Ids {
+            webhook: webhook.id(),
             team: org.ops.clone(),
             person: org.kim.clone(),
             problem: problem.clone(),

@@ -31,3 +31,4 @@ mod reports;
 mod shutdown;
 mod spends;
 mod tokens;
+mod webhooks;
