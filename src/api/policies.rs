@@ -12,6 +12,9 @@ use super::types::{
 };
 use crate::db::policies::PolicyRow;
 use crate::domain::access::Caller;
+use crate::domain::limit::{
+    ALERT_THRESHOLD_PERCENT_MAX, ALERT_THRESHOLDS_MAX, ALERT_THRESHOLDS_PERCENT_DEFAULT,
+};
 use crate::domain::money::Money;
 use crate::encoding::rfc3339;
 use crate::error::ApiError;
@@ -33,6 +36,7 @@ pub struct PolicyJson {
     approval_limit: Option<MoneyJson>,
     period_allowance: Option<MoneyJson>,
     require_acknowledgement: bool,
+    alert_thresholds_percent: Vec<u16>,
     /// On `GET /v1/teams/{id}/policy`: whether the policy comes from an ancestor team.
     #[serde(skip_serializing_if = "Option::is_none")]
     inherited: Option<bool>,
@@ -51,6 +55,7 @@ impl PolicyJson {
                 .map(|minor| stored_money(minor, &row.currency))
                 .transpose()?,
             require_acknowledgement: row.require_acknowledgement,
+            alert_thresholds_percent: policies::alert_thresholds(Some(&row))?,
             team_id: row.team_id,
             version: row.version,
             review_sla_hours: row.review_sla_hours,
@@ -77,6 +82,43 @@ pub struct PutPolicy {
     /// Whether owners must acknowledge success criteria before autonomy.
     #[serde(default)]
     require_acknowledgement: bool,
+    /// When to announce a problem's approved + pending total, in percent
+    /// of its limit; `[80, 100]` when absent.
+    #[serde(default)]
+    alert_thresholds_percent: Option<Vec<i64>>,
+}
+
+/// The alert thresholds: at most [`ALERT_THRESHOLDS_MAX`], each 1 to
+/// [`ALERT_THRESHOLD_PERCENT_MAX`]; kept ascending, repeats dropped.
+fn check_thresholds(checks: &mut Checks, sent: Option<&[i64]>) -> Vec<u16> {
+    let Some(sent) = sent else {
+        return ALERT_THRESHOLDS_PERCENT_DEFAULT.to_vec();
+    };
+    if sent.len() > ALERT_THRESHOLDS_MAX {
+        checks.refuse(
+            "alert_thresholds_percent",
+            "too_many",
+            format!("alert_thresholds_percent names at most {ALERT_THRESHOLDS_MAX} thresholds"),
+        );
+    }
+    let mut thresholds = Vec::with_capacity(sent.len());
+    for (index, percent) in sent.iter().enumerate() {
+        match u16::try_from(*percent) {
+            Ok(percent) if (1..=ALERT_THRESHOLD_PERCENT_MAX).contains(&percent) => {
+                thresholds.push(percent);
+            }
+            _ => checks.refuse(
+                &format!("alert_thresholds_percent[{index}]"),
+                "out_of_range",
+                format!(
+                    "each threshold is a whole percent from 1 to {ALERT_THRESHOLD_PERCENT_MAX}"
+                ),
+            ),
+        }
+    }
+    thresholds.sort_unstable();
+    thresholds.dedup();
+    thresholds
 }
 
 /// A checked policy body, in the limit's currency.
@@ -131,6 +173,8 @@ pub async fn put(
             format!("review_sla_hours must be 1 to {REVIEW_SLA_HOURS_MAX}"),
         );
     }
+    let alert_thresholds_percent =
+        check_thresholds(&mut checks, body.alert_thresholds_percent.as_deref());
     checks.finish()?;
     let new = new.ok_or_else(|| ApiError::Internal("policy passed checks unparsed".to_owned()))?;
     let command = policies::PutPolicy {
@@ -139,10 +183,11 @@ pub async fn put(
         approval_limit: new.approval_limit,
         period_allowance: new.period_allowance,
         require_acknowledgement: body.require_acknowledgement,
+        alert_thresholds_percent,
     };
     let policy = state
         .db
-        .write(move |connection| policies::put_policy(connection, &caller, &team_id, command, at))
+        .write(move |connection| policies::put_policy(connection, &caller, &team_id, &command, at))
         .await?;
     Ok(HttpResponse::Ok().json(PolicyJson::from_row(policy, None)?))
 }

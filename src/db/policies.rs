@@ -35,6 +35,9 @@ pub struct PolicyRow {
     /// Whether a problem's owner must acknowledge its success criteria
     /// before spends on it are approved on the spot.
     pub require_acknowledgement: bool,
+    /// The percentages of a problem's limit at which its approved +
+    /// pending total is announced, a JSON array of integers, e.g. `[80,100]`.
+    pub alert_thresholds_percent: String,
 }
 
 /// One version of a team's policy.

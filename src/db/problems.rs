@@ -2,7 +2,7 @@
 //! guarded single-row updates, so the limit rule holds under any concurrency.
 
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Bool, Text};
+use diesel::sql_types::{BigInt, Bool, Integer, Text};
 
 use super::Error;
 use super::policies::PolicyRow;
@@ -267,30 +267,82 @@ pub fn close(
 }
 
 /// The limit check and the write in one statement (DESIGN.md §6):
+/// How much of a problem's limit is used (approved + pending review),
+/// read in the statement that changed it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, QueryableByName)]
+pub struct BudgetUse {
+    /// approved + pending review, after the change.
+    #[diesel(sql_type = BigInt)]
+    pub used_minor: i64,
+    /// The limit.
+    #[diesel(sql_type = BigInt)]
+    pub limit_minor: i64,
+    /// Which version of the limit.
+    #[diesel(sql_type = Integer)]
+    pub limit_version: i32,
+}
+
+impl BudgetUse {
+    /// The use a stored problem shows.
+    #[must_use]
+    pub fn of(problem: &ProblemRow) -> Self {
+        Self {
+            used_minor: problem
+                .approved_minor
+                .saturating_add(problem.pending_review_minor),
+            limit_minor: problem.limit_minor,
+            limit_version: problem.limit_version,
+        }
+    }
+}
+
 /// `approved += amount` only if the problem is open,
 /// `approved + pending_review + amount <= limit`, and the owner has
 /// acknowledged the current success criteria where that is required.
-/// Returns whether it applied.
+/// Returns the use it left when it applied, `None` when it did not.
 /// PostgreSQL re-evaluates the condition on the newest row version when a
 /// concurrent writer commits first; SQLite runs one writer at a time.
 pub fn try_approve_within_limit(
     connection: &mut DbConnection,
     problem_id: &str,
     amount_minor: i64,
-) -> Result<bool, Error> {
+) -> Result<Option<BudgetUse>, Error> {
     // Kept prepared (diesel re-parses every DSL UPDATE): once per spend.
-    let changed = prepared::sql(
+    Ok(prepared::sql(
         "UPDATE problems SET approved_minor = approved_minor + $1 \
          WHERE id = $2 AND status = $3 \
          AND approved_minor + pending_review_minor + $1 <= limit_minor \
-         AND (require_acknowledgement = $4 OR acknowledged_version = criteria_version)",
+         AND (require_acknowledgement = $4 OR acknowledged_version = criteria_version) \
+         RETURNING approved_minor + pending_review_minor AS used_minor, limit_minor, limit_version",
     )
     .bind::<BigInt, _>(amount_minor)
     .bind::<Text, _>(problem_id)
     .bind::<Text, _>(ProblemStatus::Open.as_str())
     .bind::<Bool, _>(false)
+    .get_result::<BudgetUse>(connection)
+    .optional()?)
+}
+
+/// Records that a problem's total reached `threshold_percent` of its limit
+/// under `limit_version`. Returns whether this is the first time (once per
+/// threshold per limit version).
+pub fn record_budget_alert(
+    connection: &mut DbConnection,
+    problem_id: &str,
+    limit_version: i32,
+    threshold_percent: u16,
+    at: chrono::NaiveDateTime,
+) -> Result<bool, Error> {
+    let inserted = prepared::sql(
+        "INSERT INTO problem_budget_alerts (problem_id, limit_version, threshold_percent, crossed_at) \
+         VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+    )
+    .bind::<Text, _>(problem_id)
+    .bind::<Integer, _>(limit_version)
+    .bind::<Integer, _>(i32::from(threshold_percent))
+    .bind::<diesel::sql_types::Timestamp, _>(at)
     .execute(connection)?;
-    Ok(changed == 1)
+    Ok(inserted == 1)
 }
 
 /// Reserves a flagged spend's amount in `pending_review`. Returns false when

@@ -37,6 +37,7 @@ diesel::table! {
         approval_limit_minor -> Nullable<BigInt>,
         period_allowance_minor -> Nullable<BigInt>,
         require_acknowledgement -> Bool,
+        alert_thresholds_percent -> Text,
     }
 }
 
@@ -208,6 +209,15 @@ diesel::table! {
 }
 
 diesel::table! {
+    problem_budget_alerts (problem_id, limit_version, threshold_percent) {
+        problem_id -> Text,
+        limit_version -> Integer,
+        threshold_percent -> Integer,
+        crossed_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     webhook_endpoints (id) {
         id -> Text,
         url -> Text,
@@ -268,4 +278,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     review_delegations,
     webhook_endpoints,
     webhook_deliveries,
+    problem_budget_alerts,
 );

@@ -25,6 +25,9 @@ pub enum EventKind {
     ProblemAcknowledged,
     /// A problem was closed.
     ProblemClosed,
+    /// A problem's approved + pending total first reached one of its
+    /// policy's alert thresholds under its current limit version.
+    ProblemBudgetThreshold,
     /// A spend was approved on the spot.
     SpendApproved,
     /// A spend was flagged and routed for review.
@@ -47,7 +50,7 @@ pub enum EventKind {
 
 impl EventKind {
     /// Every kind.
-    pub const ALL: [Self; 19] = [
+    pub const ALL: [Self; 20] = [
         Self::TeamCreated,
         Self::TeamUpdated,
         Self::PersonCreated,
@@ -58,6 +61,7 @@ impl EventKind {
         Self::ProblemLimitChanged,
         Self::ProblemAcknowledged,
         Self::ProblemClosed,
+        Self::ProblemBudgetThreshold,
         Self::SpendApproved,
         Self::SpendFlagged,
         Self::SpendApprovedByManager,
@@ -83,6 +87,7 @@ impl EventKind {
             Self::ProblemLimitChanged => "problem.limit_changed",
             Self::ProblemAcknowledged => "problem.acknowledged",
             Self::ProblemClosed => "problem.closed",
+            Self::ProblemBudgetThreshold => "problem.budget_threshold",
             Self::SpendApproved => "spend.approved",
             Self::SpendFlagged => "spend.flagged",
             Self::SpendApprovedByManager => "spend.approved_by_manager",
@@ -132,6 +137,10 @@ mod tests {
             (EventKind::ProblemLimitChanged, "problem.limit_changed"),
             (EventKind::ProblemAcknowledged, "problem.acknowledged"),
             (EventKind::ProblemClosed, "problem.closed"),
+            (
+                EventKind::ProblemBudgetThreshold,
+                "problem.budget_threshold",
+            ),
             (EventKind::SpendApproved, "spend.approved"),
             (EventKind::SpendFlagged, "spend.flagged"),
             (

@@ -52,6 +52,9 @@ pub enum WebhookEventType {
     ProblemClosed,
     /// A problem's limit got a new version.
     ProblemLimitChanged,
+    /// A problem's approved + pending total first reached an alert
+    /// threshold of its policy (`alert_thresholds_percent`).
+    ProblemBudgetThreshold,
     /// A review queue was delegated.
     DelegationCreated,
     /// A delegation was revoked.
@@ -62,7 +65,7 @@ pub enum WebhookEventType {
 
 impl WebhookEventType {
     /// Every type an endpoint may subscribe to.
-    pub const SUBSCRIBABLE: [Self; 10] = [
+    pub const SUBSCRIBABLE: [Self; 11] = [
         Self::SpendApproved,
         Self::SpendFlagged,
         Self::SpendDecided,
@@ -71,6 +74,7 @@ impl WebhookEventType {
         Self::ProblemOpened,
         Self::ProblemClosed,
         Self::ProblemLimitChanged,
+        Self::ProblemBudgetThreshold,
         Self::DelegationCreated,
         Self::DelegationRevoked,
     ];
@@ -87,6 +91,7 @@ impl WebhookEventType {
             Self::ProblemOpened => "problem.opened",
             Self::ProblemClosed => "problem.closed",
             Self::ProblemLimitChanged => "problem.limit_changed",
+            Self::ProblemBudgetThreshold => "problem.budget_threshold",
             Self::DelegationCreated => "delegation.created",
             Self::DelegationRevoked => "delegation.revoked",
             Self::WebhookTest => "webhook.test",
@@ -114,6 +119,7 @@ impl WebhookEventType {
             EventKind::ProblemOpened => Self::ProblemOpened,
             EventKind::ProblemClosed => Self::ProblemClosed,
             EventKind::ProblemLimitChanged => Self::ProblemLimitChanged,
+            EventKind::ProblemBudgetThreshold => Self::ProblemBudgetThreshold,
             EventKind::DelegationCreated => Self::DelegationCreated,
             EventKind::DelegationRevoked => Self::DelegationRevoked,
             EventKind::TeamCreated

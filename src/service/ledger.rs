@@ -151,6 +151,24 @@ impl LimitChangeV1 {
     }
 }
 
+/// A problem's total reaching an alert threshold
+/// (`problem.budget_threshold` events).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BudgetThresholdV1 {
+    /// The problem.
+    pub problem_id: String,
+    /// The threshold reached, in percent of the limit.
+    pub threshold_percent: u16,
+    /// The limit's version it was reached under.
+    pub limit_version: i32,
+    /// The limit.
+    pub limit: MoneyV1,
+    /// approved + pending review, once it got there.
+    pub used: MoneyV1,
+    /// The spend that took it there; null when a lower limit did.
+    pub spend_id: Option<String>,
+}
+
 /// A spend as it stands after the change (`spend.*` events). The as-of
 /// exports read it back as [`SpendV1`] too, so its fields are the
 /// snapshot finance exports.

@@ -14,6 +14,7 @@ use crate::db::{DbConnection, Page, PageRequest};
 use crate::domain::access::Caller;
 use crate::domain::currency::Currency;
 use crate::domain::event::EventKind;
+use crate::domain::limit::ALERT_THRESHOLDS_PERCENT_DEFAULT;
 use crate::domain::money::Money;
 use crate::encoding::rfc3339;
 use crate::service::Error;
@@ -51,6 +52,7 @@ pub struct PolicyRecorded {
     approval_limit: Option<MoneyRecorded>,
     period_allowance: Option<MoneyRecorded>,
     require_acknowledgement: bool,
+    alert_thresholds_percent: Vec<u16>,
 }
 
 impl PolicyRecorded {
@@ -70,13 +72,24 @@ impl PolicyRecorded {
             approval_limit: money(row.approval_limit_minor)?,
             period_allowance: money(row.period_allowance_minor)?,
             require_acknowledgement: row.require_acknowledgement,
+            alert_thresholds_percent: alert_thresholds(Some(row))?,
         })
     }
 }
 
+/// The budget alert thresholds of a policy, in percent of a problem's
+/// limit, ascending; the default ones when there is no policy.
+pub fn alert_thresholds(policy: Option<&PolicyRow>) -> Result<Vec<u16>, Error> {
+    let Some(policy) = policy else {
+        return Ok(ALERT_THRESHOLDS_PERCENT_DEFAULT.to_vec());
+    };
+    serde_json::from_str(&policy.alert_thresholds_percent)
+        .map_err(|error| Error::Internal(format!("stored alert_thresholds_percent: {error}")))
+}
+
 /// A new policy version, checked: every amount in the limit's currency,
-/// the SLA in range.
-#[derive(Debug, Clone, Copy)]
+/// the SLA in range, the alert thresholds ascending, without repeats.
+#[derive(Debug, Clone)]
 pub struct PutPolicy {
     /// Budget given to each new problem; its currency is the team's.
     pub per_problem_limit: Money,
@@ -88,6 +101,8 @@ pub struct PutPolicy {
     pub period_allowance: Option<Money>,
     /// Whether owners must acknowledge success criteria before autonomy.
     pub require_acknowledgement: bool,
+    /// When to announce a problem's total, in percent of its limit.
+    pub alert_thresholds_percent: Vec<u16>,
 }
 
 /// Refuses a caller who may not set this team's policy, or who would
@@ -121,7 +136,7 @@ pub fn put_policy(
     connection: &mut DbConnection,
     caller: &Caller,
     team_id: &str,
-    command: PutPolicy,
+    command: &PutPolicy,
     at: NaiveDateTime,
 ) -> Result<PolicyRow, Error> {
     let team = teams::find(connection, team_id)?.ok_or(Error::NotFound("team"))?;
@@ -139,6 +154,8 @@ pub fn put_policy(
         approval_limit_minor,
         period_allowance_minor: command.period_allowance.map(Money::minor),
         require_acknowledgement: command.require_acknowledgement,
+        alert_thresholds_percent: serde_json::to_string(&command.alert_thresholds_percent)
+            .map_err(|error| Error::Internal(error.to_string()))?,
     };
     policies::insert(connection, &policy).map_err(|error| match error {
         crate::db::Error::UniqueViolation(_) => {
@@ -202,7 +219,9 @@ mod tests {
     use super::{PolicyRecorded, PolicyRow};
 
     /// Pinned: the audit hash chain and exports hash these exact bytes,
-    /// which are those `PolicyJson` wrote before the service layer.
+    /// which are those `PolicyJson` wrote before the service layer, with
+    /// `alert_thresholds_percent` added last (issue 12; events recorded
+    /// before keep their bytes).
     #[test]
     fn a_policy_is_recorded_as_before() {
         let policy = PolicyRow {
@@ -218,10 +237,11 @@ mod tests {
             approval_limit_minor: Some(5_000),
             period_allowance_minor: None,
             require_acknowledgement: true,
+            alert_thresholds_percent: "[50,90,100]".to_owned(),
         };
         assert_eq!(
             serde_json::to_string(&PolicyRecorded::from_row(&policy).unwrap()).unwrap(),
-            r#"{"team_id":"t-1","version":3,"per_problem_limit":{"amount":"400.00","currency":"USD"},"review_sla_hours":24,"effective_from":"2026-12-01T09:30:00.000005Z","created_by":"p-1","approval_limit":{"amount":"50.00","currency":"USD"},"period_allowance":null,"require_acknowledgement":true}"#
+            r#"{"team_id":"t-1","version":3,"per_problem_limit":{"amount":"400.00","currency":"USD"},"review_sla_hours":24,"effective_from":"2026-12-01T09:30:00.000005Z","created_by":"p-1","approval_limit":{"amount":"50.00","currency":"USD"},"period_allowance":null,"require_acknowledgement":true,"alert_thresholds_percent":[50,90,100]}"#
         );
     }
 }

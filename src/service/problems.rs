@@ -5,19 +5,19 @@
 
 use chrono::NaiveDateTime;
 
-use super::ledger::{LimitChangeV1, ProblemV1, stored_currency};
+use super::ledger::{BudgetThresholdV1, LimitChangeV1, MoneyV1, ProblemV1, stored_currency};
 use super::{Error, Refusal};
 use crate::db::audit;
 use crate::db::cursor::VersionCursor;
 use crate::db::events::Subject;
 use crate::db::limit_changes::{self, LimitChangeRow};
 use crate::db::policies::PolicyRow;
-use crate::db::problems::{self, NewLimit, ProblemFilter, ProblemRow, Visibility};
+use crate::db::problems::{self, BudgetUse, NewLimit, ProblemFilter, ProblemRow, Visibility};
 use crate::db::{self, DbConnection, Page, PageRequest, new_id, people, policies, teams};
 use crate::domain::access::{Caller, ProblemRef, Role};
 use crate::domain::event::EventKind;
 use crate::domain::ids::{PersonId, ProblemId, Reference, TeamId};
-use crate::domain::limit::Totals;
+use crate::domain::limit::{Totals, thresholds_crossed};
 use crate::domain::money::Money;
 use crate::domain::review::authority_covers;
 use crate::domain::status::ProblemStatus;
@@ -289,6 +289,58 @@ fn first_limit(problem: &ProblemRow) -> LimitChangeRow {
 }
 
 /// What the problem's events are about.
+/// Announces each alert threshold of `policy` (`alert_thresholds_percent`,
+/// default 80% and 100%) that the problem's approved + pending total
+/// crossed going from `before_minor` to `after`, the first time only under
+/// this limit version: a `problem.budget_threshold` event each, by the
+/// server (no actor), for webhooks and mail to pick up.
+pub fn announce_budget_thresholds(
+    connection: &mut DbConnection,
+    problem: &ProblemRow,
+    policy: Option<&PolicyRow>,
+    before_minor: i64,
+    after: BudgetUse,
+    spend_id: Option<&str>,
+    at: NaiveDateTime,
+) -> Result<(), Error> {
+    let thresholds = super::policies::alert_thresholds(policy)?;
+    let crossed = thresholds_crossed(
+        before_minor,
+        after.used_minor,
+        after.limit_minor,
+        &thresholds,
+    );
+    for threshold_percent in crossed {
+        let first = problems::record_budget_alert(
+            connection,
+            &problem.id,
+            after.limit_version,
+            threshold_percent,
+            at,
+        )?;
+        if !first {
+            continue;
+        }
+        let payload = BudgetThresholdV1 {
+            problem_id: problem.id.clone(),
+            threshold_percent,
+            limit_version: after.limit_version,
+            limit: MoneyV1::stored(after.limit_minor, &problem.currency)?,
+            used: MoneyV1::stored(after.used_minor, &problem.currency)?,
+            spend_id: spend_id.map(str::to_owned),
+        };
+        audit::append(
+            connection,
+            None,
+            EventKind::ProblemBudgetThreshold,
+            subject(problem),
+            &payload,
+            at,
+        )?;
+    }
+    Ok(())
+}
+
 fn subject(problem: &ProblemRow) -> Subject<'_> {
     Subject {
         subject_type: "problem",
@@ -422,7 +474,12 @@ pub fn change_limit(
         &payload,
         at,
     )?;
-    Ok(())
+    // A new limit version starts its alerts afresh: every threshold the
+    // total already stands at under the new limit is announced.
+    let policy =
+        problems::find_with_policy(connection, &problem.id)?.and_then(|(_, policy)| policy);
+    let used = BudgetUse::of(&problem);
+    announce_budget_thresholds(connection, &problem, policy.as_ref(), 0, used, None, at)
 }
 
 /// Checks the caller may set this limit: a manager of the team, not the

@@ -9,13 +9,16 @@ use super::escalation::{
     Step, is_pending, record_step, reload_spend, review_due_at, route_from, route_parts,
 };
 use super::ledger::{SpendV1, stored_currency};
-use super::problems::{find_visible_with_policy, is_open, problem_ref, reload, totals, visibility};
+use super::problems::{
+    announce_budget_thresholds, find_visible_with_policy, is_open, problem_ref, reload, totals,
+    visibility,
+};
 use super::{Error, Refusal};
 use crate::db::audit;
 use crate::db::events::Subject;
 use crate::db::period_totals::{self, PeriodKey};
 use crate::db::policies::PolicyRow;
-use crate::db::problems::ProblemRow;
+use crate::db::problems::{BudgetUse, ProblemRow};
 use crate::db::review_steps::{self, ReviewStepRow};
 use crate::db::spends::{self, SpendFilter, SpendRow};
 use crate::db::{DbConnection, Page, PageRequest, delegations, new_id, problems, teams};
@@ -80,30 +83,42 @@ pub fn log(
             .and_then(|policy| policy.period_allowance_minor),
         acknowledged: is_acknowledged(&problem),
     };
-    let judgement = apply_limit_rule(connection, &rule)?;
+    let (judgement, used) = apply_limit_rule(connection, &rule)?;
     let mut spend = new_row(&problem, &caller.person_id, new, amount.minor(), at);
-    let Judgement::Flagged {
-        reasons,
-        overrun_minor,
-    } = judgement
-    else {
-        spends::insert(connection, &spend)?;
-        record(
-            connection,
-            caller,
-            EventKind::SpendApproved,
-            &spend,
-            &problem.team_id,
-            at,
-        )?;
-        return Ok(spend);
-    };
-    let flagged = Flagged {
-        reasons,
-        overrun_minor,
-        policy: policy.as_ref(),
-    };
-    route_flagged(connection, caller, &problem, &mut spend, &flagged, at)?;
+    match judgement {
+        Judgement::Approved => {
+            spends::insert(connection, &spend)?;
+            record(
+                connection,
+                caller,
+                EventKind::SpendApproved,
+                &spend,
+                &problem.team_id,
+                at,
+            )?;
+        }
+        Judgement::Flagged {
+            reasons,
+            overrun_minor,
+        } => {
+            let flagged = Flagged {
+                reasons,
+                overrun_minor,
+                policy: policy.as_ref(),
+            };
+            route_flagged(connection, caller, &problem, &mut spend, &flagged, at)?;
+        }
+    }
+    let before_minor = used.used_minor.saturating_sub(amount.minor());
+    announce_budget_thresholds(
+        connection,
+        &problem,
+        policy.as_ref(),
+        before_minor,
+        used,
+        Some(&spend.id),
+        at,
+    )?;
     Ok(spend)
 }
 
@@ -247,14 +262,17 @@ enum Judgement {
 fn apply_limit_rule(
     connection: &mut DbConnection,
     rule: &LimitRule<'_>,
-) -> Result<Judgement, Error> {
+) -> Result<(Judgement, BudgetUse), Error> {
     let amount_minor = rule.amount_minor;
-    if rule.acknowledged
-        && problems::try_approve_within_limit(connection, rule.problem_id, amount_minor)?
-    {
+    let approved = if rule.acknowledged {
+        problems::try_approve_within_limit(connection, rule.problem_id, amount_minor)?
+    } else {
+        None
+    };
+    if let Some(used) = approved {
         if period_totals::try_consume(connection, rule.period, amount_minor, rule.allowance_minor)?
         {
-            return Ok(Judgement::Approved);
+            return Ok((Judgement::Approved, used));
         }
         problems::release(connection, rule.problem_id, amount_minor, false)?;
     }
@@ -262,6 +280,8 @@ fn apply_limit_rule(
         return Err(Error::from(Refusal::ProblemClosed));
     }
     let problem = reload(connection, rule.problem_id)?;
+    // Settling a reservation moves it to approved: the use stays this.
+    let used = BudgetUse::of(&problem);
     let mut before = totals(&problem);
     before.pending_review_minor -= amount_minor;
     let fits_problem = before.fits(amount_minor);
@@ -272,7 +292,7 @@ fn apply_limit_rule(
         && period_totals::try_consume(connection, rule.period, amount_minor, rule.allowance_minor)?
     {
         problems::settle_pending(connection, rule.problem_id, amount_minor, amount_minor)?;
-        return Ok(Judgement::Approved);
+        return Ok((Judgement::Approved, used));
     }
     let spent_minor = period_totals::spent(connection, rule.period)?;
     let allowance_overrun =
@@ -293,10 +313,11 @@ fn apply_limit_rule(
             "a spend was neither approved nor given a reason to flag it".to_owned(),
         ));
     }
-    Ok(Judgement::Flagged {
+    let flagged = Judgement::Flagged {
         reasons,
         overrun_minor: problem_overrun.max(allowance_overrun),
-    })
+    };
+    Ok((flagged, used))
 }
 
 /// Writes the spend's event: the spend as it now stands.

@@ -313,6 +313,7 @@ fn data_of(event: &EventRow, kind: EventKind) -> Result<Value, Error> {
     });
     let key = match kind {
         EventKind::ProblemLimitChanged => "limit_change",
+        EventKind::ProblemBudgetThreshold => "budget_threshold",
         _ => match event.subject_type.as_str() {
             "spend" => "spend",
             "problem" => "problem",

@@ -182,8 +182,9 @@ backend_tests! {
         let events = app.get("fin", &format!("/v1/events?problem_id={problem}")).await;
         assert_eq!(events.status, 200, "{}", events.body);
         let kinds: Vec<&str> = events.body["items"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
-        assert_eq!(kinds, ["problem.opened", "spend.flagged", "spend.rejected"]);
-        let rejected = &events.body["items"][2];
+        // 500.00 of a 400.00 limit crosses both default alert thresholds.
+        assert_eq!(kinds, ["problem.opened", "spend.flagged", "problem.budget_threshold", "problem.budget_threshold", "spend.rejected"]);
+        let rejected = &events.body["items"][4];
         assert_eq!(rejected["actor_id"], org.mia);
         assert_eq!(rejected["data"]["status"], "rejected");
         let team_events = app.get("admin", "/v1/events?kind=team.created").await;

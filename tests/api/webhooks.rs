@@ -198,6 +198,7 @@ configured_backend_tests! {
     a_test_message_is_sent_once_and_logged,
     gone_disables_the_endpoint,
     a_spent_schedule_gives_the_message_up_and_moves_on,
+    budget_thresholds_are_announced_once_per_limit_version,
 }
 
 async fn signed_deliveries_arrive_in_order_once_each(app: TestApp) {
@@ -470,7 +471,113 @@ async fn a_spent_schedule_gives_the_message_up_and_moves_on(app: TestApp) {
     assert_eq!(deliveries(&app, &id, "outcome=failed").await.len(), 1);
 }
 
+async fn budget_thresholds_are_announced_once_per_limit_version(app: TestApp) {
+    let org = app.org().await;
+    let policy = json!({
+        "per_problem_limit": {"amount": "400.00", "currency": "USD"},
+        "review_sla_hours": 24,
+        "alert_thresholds_percent": [90, 50, 90],
+    });
+    let put = app
+        .put(ADMIN, &format!("/v1/teams/{}/policy", org.ops), &policy)
+        .await;
+    assert_eq!(put.status, 200, "{}", put.body);
+    assert_eq!(put.body["alert_thresholds_percent"], json!([50, 90]));
+    let hook = Receiver::start();
+    register(&app, &hook, &["problem.budget_threshold"]).await;
+    let problem = app.open_problem("sam", "Printer").await;
+    let spend = |amount: &'static str| app.spend("sam", &problem, amount);
+    assert_eq!(spend("150.00").await.body["status"], "approved"); // 37.5%
+    let crossing = spend("60.00").await; // 52.5%: 50
+    assert_eq!(crossing.body["status"], "approved");
+    let flagged = spend("200.00").await; // 102.5%: 90
+    assert_eq!(flagged.body["status"], "pending_review");
+    let rejected = app
+        .post(
+            "mia",
+            &format!("/v1/spends/{}/review", flagged.id()),
+            &json!({"decision": "reject", "note": "Too much"}),
+        )
+        .await;
+    assert_eq!(rejected.status, 200, "{}", rejected.body);
+    assert_eq!(spend("170.00").await.body["status"], "approved"); // 95% again: nothing
+    let raised = app
+        .patch(
+            "mia",
+            &format!("/v1/problems/{problem}"),
+            &json!({"limit": {"amount": "500.00", "currency": "USD"}, "limit_reason": "Bigger printer"}),
+        )
+        .await;
+    assert_eq!(raised.status, 200, "{}", raised.body); // 76% of a new limit: 50
+
+    let events = app
+        .get(
+            "fin",
+            &format!("/v1/events?kind=problem.budget_threshold&problem_id={problem}"),
+        )
+        .await;
+    let announced: Vec<(i64, i64, String, Value)> = events.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|event| {
+            let data = &event["data"];
+            assert_eq!(event["actor_id"], Value::Null, "the server announces");
+            (
+                data["threshold_percent"].as_i64().unwrap(),
+                data["limit_version"].as_i64().unwrap(),
+                data["used"]["amount"].as_str().unwrap().to_owned(),
+                data["spend_id"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        announced,
+        [
+            (50, 1, "210.00".to_owned(), json!(crossing.id())),
+            (90, 1, "410.00".to_owned(), json!(flagged.id())),
+            (50, 2, "380.00".to_owned(), Value::Null),
+        ]
+    );
+    let received = hook.wait_for(3).await;
+    let thresholds: Vec<i64> = received
+        .iter()
+        .map(|message| {
+            let body = message.json();
+            assert_eq!(body["type"], "problem.budget_threshold");
+            assert_eq!(
+                body["data"]["budget_threshold"]["problem_id"],
+                problem.as_str()
+            );
+            body["data"]["budget_threshold"]["threshold_percent"]
+                .as_i64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(thresholds, [50, 90, 50]);
+}
+
 backend_tests! {
+    async fn alert_thresholds_are_whole_percents_at_most_ten(app: TestApp) {
+        let org = app.org().await;
+        let before = app.get(ADMIN, &format!("/v1/teams/{}/policy", org.ops)).await;
+        assert_eq!(before.body["alert_thresholds_percent"], json!([80, 100]), "the default");
+        let policy = json!({"per_problem_limit": {"amount": "400.00", "currency": "USD"}, "review_sla_hours": 24});
+        for (thresholds, field) in [
+            (json!([0]), "alert_thresholds_percent[0]"),
+            (json!([50, 1001]), "alert_thresholds_percent[1]"),
+            (json!([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]), "alert_thresholds_percent"),
+        ] {
+            let mut refused = policy.clone();
+            refused["alert_thresholds_percent"] = thresholds;
+            let response = app.put(ADMIN, &format!("/v1/teams/{}/policy", org.ops), &refused).await;
+            response.assert_problem(422, "validation_failed");
+            assert_eq!(response.body["errors"][0]["field"], field, "{}", response.body);
+        }
+        let after = app.get(ADMIN, &format!("/v1/teams/{}/policy", org.ops)).await;
+        assert_eq!(after.body["version"], before.body["version"], "nothing was stored");
+    }
+
     async fn webhooks_are_for_admins_and_urls_are_guarded(app: TestApp) {
         app.org().await;
         let body = json!({"url": "https://hooks.example.com/leeway", "event_types": ["spend.flagged"]});

@@ -1,0 +1,2 @@
+DROP TABLE problem_budget_alerts;
+ALTER TABLE policies DROP COLUMN alert_thresholds_percent;
