@@ -100,6 +100,22 @@ fn spawn_escalation(db: Db, clock: Clock, interval: Duration) {
     });
 }
 
+/// Starts the mail loop when a mail server is configured (`outbound::mail`).
+fn spawn_mail(state: &AppState) -> std::io::Result<()> {
+    let Some(smtp_url) = &state.mail.smtp_url else {
+        return Ok(());
+    };
+    let settings = crate::outbound::mail::MailSettings {
+        smtp_url: smtp_url.clone(),
+        from: state.mail.from.clone(),
+        public_url: state.mail.public_url.clone(),
+        digest_hour_utc: state.mail.digest_hour_utc,
+        poll_interval: state.mail.poll_interval,
+    };
+    crate::outbound::mail::spawn(state.db.clone(), state.clock.clone(), &settings)
+        .map_err(std::io::Error::other)
+}
+
 /// Folds histogram samples into their buckets every
 /// [`crate::metrics::UPKEEP_INTERVAL`], so a process nobody scrapes keeps
 /// bounded memory.
@@ -180,6 +196,7 @@ pub fn serve(
     };
     crate::outbound::spawn(state.db.clone(), state.clock.clone(), &delivery)
         .map_err(std::io::Error::other)?;
+    spawn_mail(&state)?;
     let connections_per_worker_max = state.limits.connections_per_worker_max;
     let connections = state.connections.clone();
     let state = web::Data::new(state);

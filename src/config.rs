@@ -63,6 +63,10 @@ pub const POOL_CHECKOUT_TIMEOUT_MS_MAX: u64 = 60_000;
 pub const WEBHOOK_POLL_INTERVAL_DEFAULT: Duration = Duration::from_secs(1);
 /// Webhook deliveries in flight at once per process, by default.
 pub const WEBHOOK_CONCURRENCY_DEFAULT: u64 = 8;
+/// How often the mail loop looks for work, by default.
+pub const MAIL_POLL_INTERVAL_DEFAULT: Duration = Duration::from_secs(1);
+/// The hour (UTC) from which each day's digest is sent, by default.
+pub const MAIL_DIGEST_HOUR_UTC_DEFAULT: u32 = 8;
 /// Longest statement timeout an operator may set, in milliseconds (an hour).
 pub const STATEMENT_TIMEOUT_MS_MAX: u64 = 3_600_000;
 
@@ -188,6 +192,94 @@ pub struct Settings {
     /// Webhook deliveries.
     #[command(flatten)]
     pub webhooks: WebhookSettings,
+    /// Mail to people.
+    #[command(flatten)]
+    pub mail: MailSettings,
+}
+
+/// Mail to people, as flags and variables. Off unless an SMTP URL is set.
+#[derive(Debug, Clone, Args)]
+pub struct MailSettings {
+    /// The mail server: `smtp://host:port` (STARTTLS when offered),
+    /// `smtps://user:password@host` (TLS), or `smtp://host:port?tls=required`.
+    /// Mail is off when unset.
+    #[arg(long, env = "LEEWAY_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<String>,
+    /// The sender of every mail, e.g. `Leeway <leeway@example.com>`;
+    /// required with `LEEWAY_SMTP_URL`.
+    #[arg(long, env = "LEEWAY_SMTP_FROM")]
+    pub smtp_from: Option<String>,
+    /// The address people reach Leeway at, for the links in mails, e.g.
+    /// `https://leeway.example.com` (default: `http://` + the bind address).
+    #[arg(long, env = "LEEWAY_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// The hour (UTC, 0-23) from which each day's digest is sent.
+    #[arg(
+        long,
+        env = "LEEWAY_MAIL_DIGEST_HOUR_UTC",
+        default_value_t = MAIL_DIGEST_HOUR_UTC_DEFAULT,
+        value_parser = clap::value_parser!(u32).range(0..=23)
+    )]
+    pub mail_digest_hour_utc: u32,
+    /// How often each process looks for mail to queue and send, in milliseconds.
+    #[arg(
+        long,
+        env = "LEEWAY_MAIL_POLL_INTERVAL_MS",
+        default_value_t = duration_ms(MAIL_POLL_INTERVAL_DEFAULT),
+        value_parser = clap::value_parser!(u64).range(10..=60_000)
+    )]
+    pub mail_poll_interval_ms: u64,
+}
+
+/// Mail to people, resolved.
+#[derive(Debug, Clone)]
+pub struct Mail {
+    /// The mail server; `None`: mail is off.
+    pub smtp_url: Option<String>,
+    /// The sender.
+    pub from: String,
+    /// Where links in mails point.
+    pub public_url: String,
+    /// The hour (UTC) from which digests go out.
+    pub digest_hour_utc: u32,
+    /// How often the mail loop looks for work.
+    pub poll_interval: Duration,
+}
+
+impl Mail {
+    /// Mail off, links to the default bind address.
+    #[must_use]
+    pub fn off() -> Self {
+        Self {
+            smtp_url: None,
+            from: String::new(),
+            public_url: format!("http://{BIND_DEFAULT}"),
+            digest_hour_utc: MAIL_DIGEST_HOUR_UTC_DEFAULT,
+            poll_interval: MAIL_POLL_INTERVAL_DEFAULT,
+        }
+    }
+
+    fn from_settings(settings: &MailSettings, bind: &str) -> Result<Self, String> {
+        let from = match (&settings.smtp_url, &settings.smtp_from) {
+            (Some(_), None) => {
+                return Err("LEEWAY_SMTP_FROM is required with LEEWAY_SMTP_URL".to_owned());
+            }
+            (_, from) => from.clone().unwrap_or_default(),
+        };
+        let public_url = settings
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{bind}"))
+            .trim_end_matches('/')
+            .to_owned();
+        Ok(Self {
+            smtp_url: settings.smtp_url.clone(),
+            from,
+            public_url,
+            digest_hour_utc: settings.mail_digest_hour_utc,
+            poll_interval: Duration::from_millis(settings.mail_poll_interval_ms),
+        })
+    }
 }
 
 /// Webhook deliveries, as flags and variables.
@@ -458,6 +550,8 @@ pub struct Config {
     pub metrics_bind: Option<String>,
     /// Webhook deliveries.
     pub webhooks: Webhooks,
+    /// Mail to people.
+    pub mail: Mail,
 }
 
 impl Config {
@@ -476,6 +570,7 @@ impl Config {
             metrics_public: false,
             metrics_bind: None,
             webhooks: Webhooks::default(),
+            mail: Mail::off(),
         }
     }
 
@@ -503,6 +598,7 @@ impl Config {
             metrics_public: settings.metrics_public,
             metrics_bind: settings.metrics_bind.clone(),
             webhooks: Webhooks::from_settings(&settings.webhooks),
+            mail: Mail::from_settings(&settings.mail, &settings.bind)?,
         })
     }
 }

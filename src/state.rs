@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use crate::clock::Clock;
-use crate::config::{Config, Limits, Webhooks};
+use crate::config::{Config, Limits, Mail, Webhooks};
 use crate::db::Db;
 use crate::rate_limit::RateLimiter;
 use crate::shutdown::OpenConnections;
@@ -36,6 +36,8 @@ pub struct AppState {
     pub metrics_public: bool,
     /// Webhook deliveries.
     pub webhooks: Webhooks,
+    /// Mail to people.
+    pub mail: Mail,
 }
 
 impl AppState {
@@ -52,6 +54,7 @@ impl AppState {
             connections: OpenConnections::default(),
             metrics_public: config.metrics_public,
             webhooks: config.webhooks.clone(),
+            mail: config.mail.clone(),
         })
     }
 }

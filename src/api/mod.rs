@@ -41,7 +41,7 @@ url_map! {
     "/readyz" => { get: health::readyz }
     "/openapi.yaml" => { get: health::openapi }
     "/metrics" => { get: metrics::scrape }
-    "/v1/me" => { get: people::me }
+    "/v1/me" => { get: people::me, patch: people::update_me }
     "/v1/teams" => { post: teams::create, get: teams::list }
     "/v1/teams/{id}" => { get: teams::show, patch: teams::update }
     "/v1/teams/{id}/policy" => { get: policies::show_effective, put: policies::put }

@@ -13,6 +13,7 @@ use super::types::{
 use crate::db::people::PersonRow;
 use crate::domain::access::{Caller, Role};
 use crate::domain::ids::{PersonId, Reference, TeamId};
+use crate::domain::mail::Notify;
 use crate::encoding::rfc3339;
 use crate::error::ApiError;
 use crate::service::organisation::{self, AdminChange, NewPerson};
@@ -27,6 +28,7 @@ pub struct PersonJson {
     email: Option<String>,
     team_id: Option<String>,
     role: String,
+    notify: String,
     created_at: String,
     updated_at: String,
 }
@@ -40,6 +42,7 @@ impl From<PersonRow> for PersonJson {
             email: row.email,
             team_id: row.team_id,
             role: row.role,
+            notify: row.notify,
             created_at: rfc3339(row.created_at),
             updated_at: rfc3339(row.updated_at),
         }
@@ -209,6 +212,39 @@ pub async fn me(state: web::Data<AppState>, caller: Caller) -> Result<HttpRespon
     let person = state
         .db
         .read(move |connection| organisation::me(connection, &caller))
+        .await?;
+    Ok(HttpResponse::Ok().json(MeJson {
+        person: person.into(),
+        managed_team_ids,
+    }))
+}
+
+/// `PATCH /v1/me` body: what the caller changes about themself.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateMe {
+    /// What mail they get: `immediate`, `daily_digest` or `off`.
+    notify: String,
+}
+
+/// `PATCH /v1/me`: anyone sets what mail they get.
+pub async fn update_me(
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: Body<UpdateMe>,
+) -> Result<HttpResponse, ApiError> {
+    let Some(notify) = Notify::parse(&body.notify) else {
+        return Err(ApiError::Validation(vec![crate::service::FieldError::new(
+            "notify",
+            "invalid_choice",
+            "notify must be one of immediate, daily_digest, off",
+        )]));
+    };
+    let managed_team_ids = caller.managed_team_ids.clone();
+    let at = state.clock.now();
+    let person = state
+        .db
+        .write(move |connection| crate::service::mail::set_notify(connection, &caller, notify, at))
         .await?;
     Ok(HttpResponse::Ok().json(MeJson {
         person: person.into(),

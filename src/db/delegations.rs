@@ -109,6 +109,25 @@ pub fn revoke(
     Ok(changed == 1)
 }
 
+/// The people who may decide for `delegator_id` at `at`: the delegates of
+/// delegations in force, at most [`ACTIVE_DELEGATORS_MAX`].
+pub fn active_delegates(
+    connection: &mut DbConnection,
+    delegator_id: &str,
+    at: chrono::NaiveDateTime,
+) -> Result<Vec<String>, Error> {
+    Ok(review_delegations::table
+        .filter(review_delegations::delegator_id.eq(delegator_id))
+        .filter(review_delegations::starts_at.le(at))
+        .filter(review_delegations::ends_at.gt(at))
+        .filter(review_delegations::revoked_at.is_null())
+        .select(review_delegations::delegate_id)
+        .distinct()
+        .order(review_delegations::delegate_id.asc())
+        .limit(ACTIVE_DELEGATORS_MAX)
+        .load(connection)?)
+}
+
 /// The people `delegate_id` may decide for at `at`: delegations in force
 /// (inside their window and not revoked), at most [`ACTIVE_DELEGATORS_MAX`].
 pub fn active_delegators(

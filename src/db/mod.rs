@@ -18,6 +18,7 @@ pub mod events;
 pub mod exports;
 pub mod idempotency;
 pub mod limit_changes;
+pub mod mail;
 pub mod people;
 pub mod period_totals;
 pub mod policies;

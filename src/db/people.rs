@@ -26,6 +26,21 @@ pub struct PersonRow {
     pub created_at: chrono::NaiveDateTime,
     /// Last changed.
     pub updated_at: chrono::NaiveDateTime,
+    /// What mail they get: `immediate`, `daily_digest` or `off`.
+    pub notify: String,
+}
+
+/// Sets what mail a person gets. Returns whether they exist.
+pub fn set_notify(
+    connection: &mut DbConnection,
+    id: &str,
+    notify: &str,
+    at: chrono::NaiveDateTime,
+) -> Result<bool, Error> {
+    let updated = diesel::update(people::table.find(id))
+        .set((people::notify.eq(notify), people::updated_at.eq(at)))
+        .execute(connection)?;
+    Ok(updated == 1)
 }
 
 /// Inserts a person; a taken subject is `Error::UniqueViolation`.
@@ -63,6 +78,20 @@ pub fn count_with_role(connection: &mut DbConnection, role: &str) -> Result<i64,
         .filter(people::role.eq(role))
         .count()
         .get_result(connection)?)
+}
+
+/// The ids of up to `limit` people holding `role`, in id order.
+pub fn ids_with_role(
+    connection: &mut DbConnection,
+    role: &str,
+    limit: i64,
+) -> Result<Vec<String>, Error> {
+    Ok(people::table
+        .filter(people::role.eq(role))
+        .order(people::id.asc())
+        .select(people::id)
+        .limit(limit)
+        .load(connection)?)
 }
 
 /// Lists people in id order: everyone, or only one person and the people

@@ -22,6 +22,7 @@ diesel::table! {
         role -> Text,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        notify -> Text,
     }
 }
 
@@ -218,6 +219,38 @@ diesel::table! {
 }
 
 diesel::table! {
+    mail_cursor (id) {
+        id -> Integer,
+        after_sequence -> BigInt,
+    }
+}
+
+diesel::table! {
+    mail_outbox (id) {
+        id -> Text,
+        person_id -> Text,
+        to_address -> Text,
+        subject -> Text,
+        body -> Text,
+        event_id -> Nullable<Text>,
+        created_at -> Timestamp,
+        attempts -> Integer,
+        next_attempt_at -> Timestamp,
+        sent_at -> Nullable<Timestamp>,
+        last_error -> Nullable<Text>,
+        lease_token -> Nullable<Text>,
+        lease_expires_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    mail_digests (person_id, digest_on) {
+        person_id -> Text,
+        digest_on -> Text,
+    }
+}
+
+diesel::table! {
     webhook_endpoints (id) {
         id -> Text,
         url -> Text,
@@ -279,4 +312,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     webhook_endpoints,
     webhook_deliveries,
     problem_budget_alerts,
+    mail_cursor,
+    mail_outbox,
+    mail_digests,
 );

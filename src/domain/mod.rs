@@ -7,6 +7,7 @@ pub mod currency;
 pub mod event;
 pub mod ids;
 pub mod limit;
+pub mod mail;
 pub mod money;
 pub mod review;
 pub mod status;

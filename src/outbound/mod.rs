@@ -8,6 +8,7 @@
 //! message is sent again (at least once, in order).
 
 pub mod client;
+pub mod mail;
 
 use std::time::Duration;
 

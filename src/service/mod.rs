@@ -9,6 +9,7 @@ pub mod error;
 pub mod escalation;
 pub mod exports;
 pub mod ledger;
+pub mod mail;
 pub mod organisation;
 pub mod policies;
 pub mod problems;

@@ -3,6 +3,7 @@
 //! own view (`/v1/me`). Admins change teams and people; everyone reads the
 //! tree; a person's role decides which people they see.
 
+use crate::domain::mail::Notify;
 use chrono::NaiveDateTime;
 use serde::Serialize;
 
@@ -371,6 +372,7 @@ pub fn add_person(
         role: command.role.as_str().to_owned(),
         created_at: at,
         updated_at: at,
+        notify: Notify::Immediate.as_str().to_owned(),
     };
     people::insert(connection, &person).map_err(|error| match error {
         crate::db::Error::UniqueViolation(_) => Error::conflict(format!(
@@ -568,6 +570,7 @@ mod tests {
             role: "finance".to_owned(),
             created_at: at(1),
             updated_at: at(2),
+            notify: "daily_digest".to_owned(),
         };
         assert_eq!(
             serde_json::to_string(&PersonRecorded::from(&person)).unwrap(),

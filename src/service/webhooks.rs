@@ -298,6 +298,14 @@ struct Envelope<'a> {
     data: Value,
 }
 
+/// Whether a decided spend's payload was approved for less than its
+/// amount (a full approval records the whole amount as approved).
+#[must_use]
+pub fn approved_in_part(spend: &Value) -> bool {
+    let approved = &spend["approved_amount"];
+    !approved.is_null() && approved["amount"] != spend["amount"]["amount"]
+}
+
 /// Where an event's data sits in the message, and what the type adds.
 fn data_of(event: &EventRow, kind: EventKind) -> Result<Value, Error> {
     let recorded: Value = serde_json::from_str(&event.data)
@@ -323,10 +331,10 @@ fn data_of(event: &EventRow, kind: EventKind) -> Result<Value, Error> {
     };
     data[key] = recorded;
     match kind {
-        EventKind::SpendApprovedByManager if data["spend"]["approved_amount"].is_null() => {
-            data["decision"] = json!("approved");
+        EventKind::SpendApprovedByManager if approved_in_part(&data["spend"]) => {
+            data["decision"] = json!("approved_in_part");
         }
-        EventKind::SpendApprovedByManager => data["decision"] = json!("approved_in_part"),
+        EventKind::SpendApprovedByManager => data["decision"] = json!("approved"),
         EventKind::SpendRejected => data["decision"] = json!("rejected"),
         EventKind::SpendEscalated => data["cause"] = json!("review_overdue"),
         EventKind::SpendEndorsed => data["cause"] = json!("beyond_authority"),

@@ -23,6 +23,7 @@ mod finance;
 mod headers;
 mod idempotency;
 mod limits;
+mod mail;
 mod metrics;
 mod openapi;
 mod organisation;

@@ -199,6 +199,40 @@ configured_backend_tests! {
     gone_disables_the_endpoint,
     a_spent_schedule_gives_the_message_up_and_moves_on,
     budget_thresholds_are_announced_once_per_limit_version,
+    decisions_say_approved_in_part_or_rejected,
+}
+
+async fn decisions_say_approved_in_part_or_rejected(app: TestApp) {
+    app.org().await;
+    let hook = Receiver::start();
+    register(&app, &hook, &["spend.decided"]).await;
+    let problem = app.open_problem("sam", "Printer").await;
+    assert_eq!(app.spend("sam", &problem, "390.00").await.status, 201);
+    let decisions = [
+        (
+            json!({"decision": "approve", "note": "All of it"}),
+            "approved",
+        ),
+        (
+            json!({"decision": "approve", "note": "Some", "approved_amount": {"amount": "20.00", "currency": "USD"}}),
+            "approved_in_part",
+        ),
+        (json!({"decision": "reject", "note": "No"}), "rejected"),
+    ];
+    for (body, _) in &decisions {
+        let flagged = app.spend("sam", &problem, "50.00").await;
+        assert_eq!(flagged.body["status"], "pending_review", "{}", flagged.body);
+        let decided = app
+            .post("mia", &format!("/v1/spends/{}/review", flagged.id()), body)
+            .await;
+        assert_eq!(decided.status, 200, "{}", decided.body);
+    }
+    let received = hook.wait_for(3).await;
+    for (message, (_, decision)) in received.iter().zip(decisions) {
+        let body = message.json();
+        assert_eq!(body["type"], "spend.decided");
+        assert_eq!(body["data"]["decision"], decision, "{body}");
+    }
 }
 
 async fn signed_deliveries_arrive_in_order_once_each(app: TestApp) {
