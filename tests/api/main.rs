@@ -32,3 +32,4 @@ mod shutdown;
 mod spends;
 mod tokens;
 mod webhooks;
+mod webhooks_standard;
