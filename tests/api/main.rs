@@ -33,3 +33,4 @@ mod shutdown;
 mod spends;
 mod tokens;
 mod webhooks;
+mod webhooks_standard;
