@@ -65,6 +65,8 @@ fn table(objects: &Objects) -> Vec<Row> {
         row("get", "/openapi.yaml", None, [200, 200, 200, 200, 200, 200]),
         row("get", "/metrics", None, [401, 403, 403, 403, 403, 200]),
         row("get", "/v1/me", None, [401, 200, 200, 200, 200, 200]),
+        // Everyone chooses their own mail.
+        row("patch", "/v1/me", Some(json!({"notify": "daily_digest"})), [401, 200, 200, 200, 200, 200]),
         row("post", "/v1/teams", Some(json!({"name": "New"})), [401, 403, 403, 403, 403, 201]),
         row("get", "/v1/teams", None, [401, 200, 200, 200, 200, 200]),
         row("get", "/v1/teams/{team}", None, [401, 200, 200, 200, 200, 200]),
