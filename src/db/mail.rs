@@ -69,6 +69,19 @@ pub fn lock_cursor(connection: &mut DbConnection) -> Result<i64, Error> {
     Ok(cursor.after_sequence)
 }
 
+/// Whether events were sequenced past the cursor: one cheap read, so an
+/// idle server does not open a write transaction to find out.
+pub fn cursor_behind(connection: &mut DbConnection) -> Result<bool, Error> {
+    let cursor: i64 = mail_cursor::table
+        .find(1)
+        .select(mail_cursor::after_sequence)
+        .get_result(connection)?;
+    let newest: Option<i64> = events::table
+        .select(diesel::dsl::max(events::sequence))
+        .get_result(connection)?;
+    Ok(newest.unwrap_or(0) > cursor)
+}
+
 /// Moves the cursor to `after_sequence`.
 pub fn advance_cursor(connection: &mut DbConnection, after_sequence: i64) -> Result<(), Error> {
     diesel::update(mail_cursor::table.find(1))
@@ -215,6 +228,11 @@ pub fn digest_due(
         .select(PersonRow::as_select())
         .limit(limit)
         .load(connection)?)
+}
+
+/// Whether anyone is due a digest on `day` (see [`digest_due`]).
+pub fn any_digest_due(connection: &mut DbConnection, day: &str) -> Result<bool, Error> {
+    Ok(!digest_due(connection, day, 1)?.is_empty())
 }
 
 /// Records `person_id`'s digest of `day`. Returns whether it is the first

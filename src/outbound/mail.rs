@@ -85,20 +85,36 @@ pub fn spawn(db: Db, clock: Clock, settings: &MailSettings) -> Result<(), String
 }
 
 impl Mailer {
-    /// One round; returns whether there may be more work right away.
+    /// One round; returns whether there may be more work right away. Each
+    /// step first looks with a read, so an idle server writes nothing.
     async fn run_once(&self) -> Result<bool, Error> {
         let at = self.clock.now();
-        let safe = self
+        let day = at.date().format("%Y-%m-%d").to_string();
+        let digest_hour = digest_due(at, self.digest_hour_utc);
+        let (behind, digests_due) = self
             .db
-            .read(|connection| Ok::<_, Error>(crate::db::audit::safe_as_of(connection)?))
+            .read(move |connection| {
+                let behind = mail::cursor_behind(connection)?;
+                let digests_due = digest_hour && mail::any_digest_due(connection, &day)?;
+                Ok::<_, Error>((behind, digests_due))
+            })
             .await?;
-        let public_url = self.public_url.clone();
-        let planned = self
-            .db
-            .write(move |connection| crate::service::mail::plan(connection, safe, &public_url, at))
-            .await?;
+        let mut planned = 0;
+        if behind {
+            let safe = self
+                .db
+                .read(|connection| Ok::<_, Error>(crate::db::audit::safe_as_of(connection)?))
+                .await?;
+            let public_url = self.public_url.clone();
+            planned = self
+                .db
+                .write(move |connection| {
+                    crate::service::mail::plan(connection, safe, &public_url, at)
+                })
+                .await?;
+        }
         let mut digests = 0;
-        if digest_due(at, self.digest_hour_utc) {
+        if digests_due {
             let public_url = self.public_url.clone();
             digests = self
                 .db
