@@ -142,11 +142,7 @@ pub fn claim_due(
     lease_token: &str,
     lease_expires_at: NaiveDateTime,
 ) -> Result<Vec<MailRow>, Error> {
-    // PostgreSQL-only: FOR UPDATE SKIP LOCKED, as for webhook endpoints.
-    let lock = match connection {
-        DbConnection::Postgres(_) => "FOR UPDATE SKIP LOCKED",
-        DbConnection::Sqlite(_) => "",
-    };
+    let lock = super::skip_locked(connection);
     let text = format!(
         "UPDATE mail_outbox SET lease_token = $1, lease_expires_at = $2 \
          WHERE id IN (SELECT id FROM mail_outbox \

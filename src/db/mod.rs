@@ -381,6 +381,18 @@ fn checkout(pool: &Pool) -> Result<r2d2::PooledConnection<ConnectionManager>, Er
         .map_err(|error| Error::Unavailable(error.to_string()))
 }
 
+/// The locking clause of a queue claim (`SELECT ... LIMIT n` + this):
+/// PostgreSQL-only `FOR UPDATE SKIP LOCKED`, so processes claiming at the
+/// same moment take different rows instead of waiting on each other.
+/// SQLite has no row locks and needs none: every write goes through the one
+/// writer, so claims never overlap.
+pub(crate) fn skip_locked(connection: &DbConnection) -> &'static str {
+    match connection {
+        DbConnection::Postgres(_) => "FOR UPDATE SKIP LOCKED",
+        DbConnection::Sqlite(_) => "",
+    }
+}
+
 /// Begins a transaction that holds the write lock from its first statement.
 pub(crate) fn begin_write(connection: &mut DbConnection) -> Result<(), Error> {
     let begun = match connection {

@@ -278,14 +278,7 @@ pub fn claim_due(
     lease_token: &str,
     lease_expires_at: NaiveDateTime,
 ) -> Result<Vec<EndpointRow>, Error> {
-    // PostgreSQL-only: FOR UPDATE SKIP LOCKED, so processes claiming at the
-    // same moment take different endpoints instead of waiting on each
-    // other. SQLite has no row locks and needs none: every write goes
-    // through the one writer, so claims never overlap.
-    let lock = match connection {
-        DbConnection::Postgres(_) => "FOR UPDATE SKIP LOCKED",
-        DbConnection::Sqlite(_) => "",
-    };
+    let lock = super::skip_locked(connection);
     let text = format!(
         "UPDATE webhook_endpoints SET lease_token = $1, lease_expires_at = $2 \
          WHERE id IN (SELECT id FROM webhook_endpoints \

@@ -195,26 +195,48 @@ fn queue_for_event(
                 "\nYou get this because you hold {reviewer}'s review queue by delegation.\n"
             );
         }
-        mail::insert(
-            connection,
-            &MailRow {
-                id: new_id(),
-                person_id: person.id.clone(),
-                to_address: address.clone(),
-                subject: subject.clone(),
-                body,
-                event_id: Some(event.id.clone()),
-                created_at: at,
-                attempts: 0,
-                next_attempt_at: at,
-                sent_at: None,
-                last_error: None,
-                lease_token: None,
-                lease_expires_at: None,
-            },
-        )?;
+        let queued = Queued {
+            person_id: &person.id,
+            address,
+            subject: subject.clone(),
+            body,
+            event_id: Some(&event.id),
+        };
+        queue(connection, queued, at)?;
         mailed.push(person.id);
     }
+    Ok(())
+}
+
+/// A composed mail for one person.
+struct Queued<'a> {
+    person_id: &'a str,
+    address: &'a str,
+    subject: String,
+    body: String,
+    event_id: Option<&'a str>,
+}
+
+/// Puts a mail in the outbox, due at once.
+fn queue(connection: &mut DbConnection, mail: Queued<'_>, at: NaiveDateTime) -> Result<(), Error> {
+    mail::insert(
+        connection,
+        &MailRow {
+            id: new_id(),
+            person_id: mail.person_id.to_owned(),
+            to_address: mail.address.to_owned(),
+            subject: mail.subject,
+            body: mail.body,
+            event_id: mail.event_id.map(str::to_owned),
+            created_at: at,
+            attempts: 0,
+            next_attempt_at: at,
+            sent_at: None,
+            last_error: None,
+            lease_token: None,
+            lease_expires_at: None,
+        },
+    )?;
     Ok(())
 }
 
@@ -357,27 +379,17 @@ pub fn queue_digests(
             );
         }
         let _ = write!(body, "\nYour queue: {public_url}/v1/reviews\n");
-        mail::insert(
-            connection,
-            &MailRow {
-                id: new_id(),
-                person_id: person.id.clone(),
-                to_address: address.clone(),
-                subject: format!(
-                    "Leeway digest: {} spends wait for your review",
-                    waiting.len()
-                ),
-                body,
-                event_id: None,
-                created_at: at,
-                attempts: 0,
-                next_attempt_at: at,
-                sent_at: None,
-                last_error: None,
-                lease_token: None,
-                lease_expires_at: None,
-            },
-        )?;
+        let queued = Queued {
+            person_id: &person.id,
+            address,
+            subject: format!(
+                "Leeway digest: {} spends wait for your review",
+                waiting.len()
+            ),
+            body,
+            event_id: None,
+        };
+        queue(connection, queued, at)?;
     }
     Ok(due.len())
 }
