@@ -34,7 +34,8 @@ pub const METRICS_WORKERS: usize = 1;
 pub const IDEMPOTENCY_PURGE_INTERVAL: Duration = Duration::from_secs(600);
 
 /// Purges expired idempotency keys every [`IDEMPOTENCY_PURGE_INTERVAL`] for
-/// as long as the server runs, so the table stays bounded by a day's traffic.
+/// as long as the server runs, so the table stays bounded by a day's
+/// traffic; and webhook attempts and sent mail past their 30 days.
 fn spawn_idempotency_purge(db: Db, clock: Clock) {
     actix_web::rt::spawn(async move {
         let mut ticks = actix_web::rt::time::interval(IDEMPOTENCY_PURGE_INTERVAL);
@@ -49,8 +50,38 @@ fn spawn_idempotency_purge(db: Db, clock: Clock) {
                 Ok(count) => tracing::info!(count, "purged expired idempotency keys"),
                 Err(error) => tracing::warn!(%error, "could not purge expired idempotency keys"),
             }
+            let purged = db
+                .write(move |connection| purge_outbound_logs(connection, at))
+                .await;
+            match purged {
+                Ok(0) => {}
+                Ok(count) => tracing::info!(count, "purged old webhook attempts and sent mail"),
+                Err(error) => {
+                    tracing::warn!(%error, "could not purge old webhook attempts and mail");
+                }
+            }
         }
     });
+}
+
+/// Deletes webhook attempts and sent mail past their retention, a batch
+/// of each per run.
+fn purge_outbound_logs(
+    connection: &mut crate::db::DbConnection,
+    at: chrono::NaiveDateTime,
+) -> Result<usize, crate::db::Error> {
+    use crate::db::{mail, webhooks};
+    let attempts = webhooks::purge_deliveries(
+        connection,
+        at - chrono::TimeDelta::days(webhooks::DELIVERY_LOG_DAYS),
+        crate::db::idempotency::PURGE_BATCH_SIZE,
+    )?;
+    let mails = mail::purge_sent(
+        connection,
+        at - chrono::TimeDelta::days(mail::SENT_MAIL_DAYS),
+        crate::db::idempotency::PURGE_BATCH_SIZE,
+    )?;
+    Ok(attempts + mails)
 }
 
 /// Seals an audit checkpoint every [`crate::db::checkpoints::CHECKPOINT_INTERVAL_SECS`]

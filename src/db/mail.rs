@@ -15,6 +15,9 @@ use super::events::EventRow;
 use super::people::PersonRow;
 use super::schema::{events, mail_cursor, mail_digests, mail_outbox, people};
 
+/// How long a sent mail is kept.
+pub const SENT_MAIL_DAYS: i64 = 30;
+
 /// A composed mail and how its sending goes.
 #[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Insertable)]
 #[diesel(table_name = mail_outbox)]
@@ -245,4 +248,22 @@ pub fn record_digest(
     .bind::<Text, _>(day)
     .execute(connection)?;
     Ok(inserted == 1)
+}
+
+/// Deletes up to `limit` mails sent before `before` (sent mail is kept
+/// [`SENT_MAIL_DAYS`] days). Returns how many.
+pub fn purge_sent(
+    connection: &mut DbConnection,
+    before: NaiveDateTime,
+    limit: i64,
+) -> Result<usize, Error> {
+    let old: Vec<String> = mail_outbox::table
+        .filter(mail_outbox::sent_at.lt(before))
+        .select(mail_outbox::id)
+        .limit(limit)
+        .load(connection)?;
+    Ok(
+        diesel::delete(mail_outbox::table.filter(mail_outbox::id.eq_any(old)))
+            .execute(connection)?,
+    )
 }

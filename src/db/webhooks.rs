@@ -14,6 +14,9 @@ use super::schema::{events, webhook_deliveries, webhook_endpoints};
 use super::{DbConnection, Page, PageRequest};
 use crate::db::events::EventRow;
 
+/// How long the delivery log keeps an attempt.
+pub const DELIVERY_LOG_DAYS: i64 = 30;
+
 /// A stored endpoint.
 #[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Insertable)]
 #[diesel(table_name = webhook_endpoints)]
@@ -407,4 +410,22 @@ pub fn newest_sequence(connection: &mut DbConnection) -> Result<i64, Error> {
         .select(diesel::dsl::max(events::sequence))
         .get_result(connection)?;
     Ok(newest.unwrap_or(0))
+}
+
+/// Deletes up to `limit` delivery attempts made before `before` (the log
+/// is kept [`DELIVERY_LOG_DAYS`] days). Returns how many.
+pub fn purge_deliveries(
+    connection: &mut DbConnection,
+    before: NaiveDateTime,
+    limit: i64,
+) -> Result<usize, Error> {
+    let old: Vec<String> = webhook_deliveries::table
+        .filter(webhook_deliveries::attempted_at.lt(before))
+        .select(webhook_deliveries::id)
+        .limit(limit)
+        .load(connection)?;
+    Ok(
+        diesel::delete(webhook_deliveries::table.filter(webhook_deliveries::id.eq_any(old)))
+            .execute(connection)?,
+    )
 }

@@ -435,6 +435,18 @@ async fn a_test_message_is_sent_once_and_logged(app: TestApp) {
     let endpoint = app.get(ADMIN, &format!("/v1/webhooks/{id}")).await;
     assert_eq!(endpoint.body["test_pending"], false);
     assert_eq!(endpoint.body["attempts_failed"], 0);
+    // The log keeps an attempt 30 days (the purge task's cut-off).
+    let purge = |days: i64| {
+        let before = app.clock.now() + TimeDelta::days(days);
+        app.db
+            .write_blocking(|connection| {
+                leeway::db::webhooks::purge_deliveries(connection, before, 100)
+            })
+            .unwrap()
+    };
+    assert_eq!(purge(-1), 0);
+    assert_eq!(purge(1), 1);
+    assert!(deliveries(&app, &id, "").await.is_empty());
 }
 
 async fn gone_disables_the_endpoint(app: TestApp) {
