@@ -13,6 +13,11 @@ cannot state, so schema-valid requests reach the business logic.
   most 10^13 (the server's largest amount). Which codes exist at all is the
   spec's CurrencyCode enum.
 - A delegation window ends after it starts and in the future.
+- A webhook URL's host is made into one that names nothing: every
+  character of its authority that the spec's pattern allows there becomes
+  `h`, in valid and invalid cases alike. So the fuzzed server never delivers
+  anywhere (no IP literal, no real name, no private address it would
+  rightly refuse), and each case stays as valid or invalid as it was.
 - Each request carries its own Idempotency-Key, as a correct client's does
   (the same key with another body is refused by design, answering 422).
 
@@ -42,12 +47,19 @@ PATH_IDS = {
     "/v1/problems/": IDS["problem"],
     "/v1/spends/": IDS["pending_spend"],
     "/v1/delegations/": IDS["delegation"],
+    "/v1/webhooks/": IDS["webhook"],
 }
 
-# PATCH targets: scratch objects nothing else relies on.
-PATCH_IDS = {
-    "/v1/teams/": IDS["ops_east"],
-    "/v1/people/": IDS["pat"],
+# PATCH and DELETE targets: scratch objects nothing else relies on.
+SCRATCH_IDS = {
+    "PATCH": {
+        "/v1/teams/": IDS["ops_east"],
+        "/v1/people/": IDS["pat"],
+        "/v1/webhooks/": IDS["webhook_to_patch"],
+    },
+    "DELETE": {
+        "/v1/webhooks/": IDS["webhook_to_delete"],
+    },
 }
 
 # Which seeded object a body field names.
@@ -61,6 +73,16 @@ BODY_IDS = {
 }
 
 IDEMPOTENCY_KEY = re.compile(r"^[!-~]{1,255}$")
+# A URL's scheme (and the slashes and tabs a WHATWG parser skips after it),
+# its authority (up to the path, query or fragment), and the rest.
+URL_PARTS = re.compile(r"^([^:/?#]*:[/\\\t\n\r]*)([^/\\?#]*)(.*)$", re.DOTALL)
+# The whitespace WebhookUrl's pattern allows around a URL (the server trims it).
+URL_SPACE = "\t\n\r \u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000"
+TRIMMED = re.compile(f"^([{URL_SPACE}]*)(.*?)([{URL_SPACE}]*)$", re.DOTALL)
+# What WebhookUrl's pattern allows in an authority.
+AUTHORITY_CHARACTER = re.compile(
+    "[^\u0000-\u0008\u000B\u000C\u000E-\u0020\u007F-\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000/?#@\\\\<>^|]"
+)
 AMOUNT = re.compile(r"^[0-9]+(\.[0-9]+)?$")
 LARGEST_AMOUNT = 10**13
 # The seeded pending spend's amount, in cents (seed.py).
@@ -97,18 +119,32 @@ def parse_time(text):
         return None
 
 
+def defuse_url(value):
+    """The URL with a host that names nothing, as valid or invalid as before."""
+    if not isinstance(value, str):
+        return value
+    before, url, after = TRIMMED.match(value).groups()
+    match = URL_PARTS.match(url)
+    if not match:
+        return value
+    scheme, authority, rest = match.groups()
+    return before + scheme + AUTHORITY_CHARACTER.sub("h", authority) + rest + after
+
+
 def map_path_parameters(method, operation_path, path_parameters):
     if not isinstance(path_parameters, dict) or not is_uuid(path_parameters.get("id")):
         return
-    targets = PATCH_IDS if method.upper() == "PATCH" and operation_path.count("/") == 3 else {}
+    targets = SCRATCH_IDS.get(method.upper(), {}) if operation_path.count("/") == 3 else {}
     for prefix, seeded in {**PATH_IDS, **targets}.items():
         if operation_path.startswith(prefix):
             path_parameters["id"] = seeded
 
 
-def map_body(body):
+def map_body(operation_path, body):
     if not isinstance(body, dict):
         return
+    if operation_path.startswith("/v1/webhooks") and "url" in body:
+        body["url"] = defuse_url(body["url"])
     for field, seeded in BODY_IDS.items():
         if is_uuid(body.get(field)):
             body[field] = seeded
@@ -143,6 +179,6 @@ def map_headers(headers):
 @schemathesis.hook
 def map_case(context, case):
     map_path_parameters(context.operation.method, context.operation.path, case.path_parameters)
-    map_body(case.body)
+    map_body(context.operation.path, case.body)
     map_headers(case.headers)
     return case

@@ -2,6 +2,8 @@
 
 use std::collections::BTreeSet;
 
+use leeway::domain::event::EventKind;
+use leeway::domain::webhook::WebhookEventType;
 use leeway::error::ApiError;
 use reqwest::Method;
 use serde_json::Value;
@@ -232,4 +234,59 @@ fn no_enum_in_the_spec_lists_a_value_twice() {
     let mut found = Vec::new();
     duplicated_enum_values(&spec(), "#", &mut found);
     assert!(found.is_empty(), "enums listing a value twice: {found:?}");
+}
+
+/// The schema a webhook message's body `$ref`s to, resolved.
+fn message_schema<'a>(spec: &'a Value, message: &Value) -> &'a Value {
+    let reference = message["post"]["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+        .as_str()
+        .unwrap();
+    spec.pointer(reference.trim_start_matches('#')).unwrap()
+}
+
+#[test]
+fn the_spec_describes_exactly_the_webhook_messages_the_server_sends() {
+    let spec = spec();
+    let subscribable: Vec<&str> = WebhookEventType::SUBSCRIBABLE
+        .iter()
+        .map(|kind| kind.as_str())
+        .collect();
+    let sent: BTreeSet<&str> = subscribable
+        .iter()
+        .copied()
+        .chain([WebhookEventType::WebhookTest.as_str()])
+        .collect();
+    let messages = spec["webhooks"].as_object().unwrap();
+    let documented: BTreeSet<&str> = messages.keys().map(String::as_str).collect();
+    assert_eq!(documented, sent, "the `webhooks` section");
+    for (name, message) in messages {
+        assert_eq!(
+            message_schema(&spec, message)["properties"]["type"]["const"],
+            name.as_str(),
+            "the body of {name} names another type"
+        );
+    }
+    // What an endpoint may subscribe to, in the order the server answers
+    // `event_types`.
+    let listed: Vec<&str> = spec["components"]["schemas"]["WebhookEventType"]["enum"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|kind| kind.as_str().unwrap())
+        .collect();
+    assert_eq!(listed, subscribable, "WebhookEventType");
+    // The audit trail's kinds a message may carry in `data.event.kind`.
+    let carried: BTreeSet<&str> = spec["components"]["schemas"]["WebhookEventRecord"]["properties"]
+        ["kind"]["enum"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|kind| kind.as_str().unwrap())
+        .collect();
+    let delivered: BTreeSet<&str> = EventKind::ALL
+        .into_iter()
+        .filter(|kind| WebhookEventType::of_event(*kind).is_some())
+        .map(EventKind::as_str)
+        .collect();
+    assert_eq!(carried, delivered, "WebhookEventRecord.kind");
 }
