@@ -409,6 +409,30 @@ where
     })
 }
 
+/// Like [`whole_number`], for 64-bit fields such as a sequence: an integer,
+/// or a number with no fraction (`1.0`, which JSON Schema counts as an
+/// integer) up to 2^53, where floats stop being exact.
+pub fn whole_number_i64<'de, D>(deserializer: D) -> Result<i64, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    const EXACT_MAX: f64 = 9_007_199_254_740_992.0;
+    let number = serde_json::Number::deserialize(deserializer)?;
+    let whole = number.as_i64().or_else(|| {
+        number
+            .as_f64()
+            .filter(|float| float.fract() == 0.0 && (-EXACT_MAX..=EXACT_MAX).contains(float))
+            .and_then(|float| format!("{float:.0}").parse().ok())
+    });
+    whole.ok_or_else(|| {
+        serde::de::Error::custom(format!(
+            "{number} is not a whole number between {} and {}",
+            i64::MIN,
+            i64::MAX
+        ))
+    })
+}
+
 /// For PATCH bodies: tells an absent field (`None`) from an explicit null
 /// (`Some(None)`).
 pub fn nullable<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>

@@ -7,7 +7,9 @@
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
-use super::types::{Body, Checks, ListJson, TEXT_LENGTH_MAX, page_request, parse_id};
+use super::types::{
+    Body, Checks, ListJson, TEXT_LENGTH_MAX, page_request, parse_id, whole_number_i64,
+};
 use crate::db::webhooks::{DeliveryRow, EndpointRow};
 use crate::domain::access::Caller;
 use crate::domain::webhook::{Outcome, URL_LENGTH_MAX, UrlRefusal, WebhookEventType, check_url};
@@ -143,6 +145,7 @@ pub struct UpdateWebhook {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReplayWebhook {
+    #[serde(deserialize_with = "whole_number_i64")]
     from_sequence: i64,
 }
 
@@ -218,6 +221,9 @@ pub async fn create(
     caller: Caller,
     body: Body<CreateWebhook>,
 ) -> Result<HttpResponse, ApiError> {
+    // The role first: a URL check resolves names, which only an admin may
+    // learn anything from.
+    webhooks::require_admin(&caller)?;
     let body = body.into_inner();
     let mut checks = Checks::default();
     let url = destination(&state, &mut checks, &body.url).await;
@@ -277,6 +283,7 @@ pub async fn update(
     path: web::Path<String>,
     body: Body<UpdateWebhook>,
 ) -> Result<HttpResponse, ApiError> {
+    webhooks::require_admin(&caller)?;
     let id = parse_id(&path, "webhook")?;
     let body = body.into_inner();
     let mut checks = Checks::default();

@@ -22,7 +22,7 @@ use crate::domain::webhook::{
 use crate::encoding::rfc3339;
 
 /// Webhooks are the admin's to manage.
-fn require_admin(caller: &Caller) -> Result<(), Error> {
+pub fn require_admin(caller: &Caller) -> Result<(), Error> {
     if caller.administers() {
         Ok(())
     } else {

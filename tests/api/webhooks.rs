@@ -409,6 +409,15 @@ async fn replay_delivers_again_from_a_sequence(app: TestApp) {
         )
         .await;
     zero.assert_problem(422, "validation_failed");
+    // 1.0 is a whole number to JSON Schema, and so to the server.
+    let float = app
+        .post(
+            ADMIN,
+            &format!("/v1/webhooks/{id}/replay"),
+            &json!({"from_sequence": 1.0}),
+        )
+        .await;
+    assert_eq!(float.status, 202, "{}", float.body);
 }
 
 async fn a_test_message_is_sent_once_and_logged(app: TestApp) {
@@ -633,6 +642,9 @@ backend_tests! {
         for subject in ["mia", "sam"] {
             app.get(subject, "/v1/webhooks").await.assert_problem(403, "forbidden");
         }
+        // The role comes before the URL check, which resolves names.
+        let private = json!({"url": "https://localhost/hook", "event_types": ["spend.flagged"]});
+        app.post("sam", "/v1/webhooks", &private).await.assert_problem(403, "forbidden");
         // Without LEEWAY_WEBHOOK_ALLOW_PRIVATE: https only, no private destinations.
         for (url, code) in [
             ("http://hooks.example.com/", "not_https"),
