@@ -200,6 +200,51 @@ configured_backend_tests! {
     a_spent_schedule_gives_the_message_up_and_moves_on,
     budget_thresholds_are_announced_once_per_limit_version,
     decisions_say_approved_in_part_or_rejected,
+    five_days_of_failures_disable_the_endpoint,
+}
+
+async fn five_days_of_failures_disable_the_endpoint(app: TestApp) {
+    app.org().await;
+    let hook = Receiver::start();
+    hook.answer(&[500; 64]);
+    let (id, _) = register(&app, &hook, &["problem.opened"]).await;
+    for title in ["One", "Two", "Three", "Four"] {
+        app.open_problem("sam", title).await;
+    }
+    // Every 12 hours past each retry delay: one more failed attempt, and
+    // each message given up after its schedule moves on to the next.
+    let mut endpoint = Value::Null;
+    for step in 1..=12 {
+        hook.wait_for(step).await;
+        wait_for_log(&app, &id, step).await;
+        endpoint = app.get(ADMIN, &format!("/v1/webhooks/{id}")).await.body;
+        if endpoint["disabled"] == true {
+            break;
+        }
+        assert!(
+            step < 11,
+            "still enabled after {step} half-days: {endpoint}"
+        );
+        app.clock.advance(TimeDelta::hours(12));
+    }
+    assert_eq!(endpoint["disabled"], true, "{endpoint}");
+    assert!(
+        endpoint["disabled_reason"]
+            .as_str()
+            .unwrap()
+            .contains("5 days"),
+        "{endpoint}"
+    );
+    let failing_since = endpoint["failing_since"].as_str().unwrap().to_owned();
+    let attempts = hook.received().len();
+    app.clock.advance(TimeDelta::hours(12));
+    actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        hook.received().len(),
+        attempts,
+        "nothing goes to a disabled endpoint"
+    );
+    assert!(!failing_since.is_empty());
 }
 
 async fn decisions_say_approved_in_part_or_rejected(app: TestApp) {
