@@ -7,8 +7,8 @@ use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
 use super::types::{
-    Body, Checks, ListJson, MoneyInput, MoneyJson, PageQuery, page_request, parse_id, stored_money,
-    whole_number,
+    Body, Checks, ListJson, MoneyInput, MoneyJson, PageQuery, nullable, page_request, parse_id,
+    stored_money, whole_number,
 };
 use crate::db::policies::PolicyRow;
 use crate::domain::access::Caller;
@@ -68,6 +68,10 @@ impl PolicyJson {
 
 /// `PUT /v1/teams/{id}/policy` body.
 #[derive(Debug, Deserialize)]
+#[expect(
+    clippy::option_option,
+    reason = "an absent alert_thresholds_percent (the default) differs from a refused null"
+)]
 #[serde(deny_unknown_fields)]
 pub struct PutPolicy {
     per_problem_limit: MoneyInput,
@@ -83,16 +87,30 @@ pub struct PutPolicy {
     #[serde(default)]
     require_acknowledgement: bool,
     /// When to announce a problem's approved + pending total, in percent
-    /// of its limit; `[80, 100]` when absent.
-    #[serde(default)]
-    alert_thresholds_percent: Option<Vec<i64>>,
+    /// of its limit; `[80, 100]` when absent. Numbers, not just integers:
+    /// `80.0` is a whole number to JSON Schema, and so here; null is refused.
+    #[serde(default, deserialize_with = "nullable")]
+    alert_thresholds_percent: Option<Option<Vec<serde_json::Number>>>,
 }
 
 /// The alert thresholds: at most [`ALERT_THRESHOLDS_MAX`], each 1 to
 /// [`ALERT_THRESHOLD_PERCENT_MAX`]; kept ascending, repeats dropped.
-fn check_thresholds(checks: &mut Checks, sent: Option<&[i64]>) -> Vec<u16> {
-    let Some(sent) = sent else {
-        return ALERT_THRESHOLDS_PERCENT_DEFAULT.to_vec();
+#[expect(
+    clippy::option_option,
+    reason = "absent (the default) differs from a refused null"
+)]
+fn check_thresholds(checks: &mut Checks, sent: Option<Option<&[serde_json::Number]>>) -> Vec<u16> {
+    let sent = match sent {
+        None => return ALERT_THRESHOLDS_PERCENT_DEFAULT.to_vec(),
+        Some(None) => {
+            checks.refuse(
+                "alert_thresholds_percent",
+                "invalid_field",
+                "alert_thresholds_percent must be an array of whole percents (omit it for [80, 100])",
+            );
+            return Vec::new();
+        }
+        Some(Some(sent)) => sent,
     };
     if sent.len() > ALERT_THRESHOLDS_MAX {
         checks.refuse(
@@ -103,8 +121,14 @@ fn check_thresholds(checks: &mut Checks, sent: Option<&[i64]>) -> Vec<u16> {
     }
     let mut thresholds = Vec::with_capacity(sent.len());
     for (index, percent) in sent.iter().enumerate() {
-        match u16::try_from(*percent) {
-            Ok(percent) if (1..=ALERT_THRESHOLD_PERCENT_MAX).contains(&percent) => {
+        let whole = percent.as_u64().or_else(|| {
+            percent
+                .as_f64()
+                .filter(|float| float.fract() == 0.0 && (0.0..=65_535.0).contains(float))
+                .and_then(|float| format!("{float:.0}").parse().ok())
+        });
+        match whole.and_then(|whole| u16::try_from(whole).ok()) {
+            Some(percent) if (1..=ALERT_THRESHOLD_PERCENT_MAX).contains(&percent) => {
                 thresholds.push(percent);
             }
             _ => checks.refuse(
@@ -173,8 +197,10 @@ pub async fn put(
             format!("review_sla_hours must be 1 to {REVIEW_SLA_HOURS_MAX}"),
         );
     }
-    let alert_thresholds_percent =
-        check_thresholds(&mut checks, body.alert_thresholds_percent.as_deref());
+    let alert_thresholds_percent = check_thresholds(
+        &mut checks,
+        body.alert_thresholds_percent.as_ref().map(Option::as_deref),
+    );
     checks.finish()?;
     let new = new.ok_or_else(|| ApiError::Internal("policy passed checks unparsed".to_owned()))?;
     let command = policies::PutPolicy {

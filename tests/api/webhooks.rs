@@ -667,6 +667,8 @@ backend_tests! {
             (json!([0]), "alert_thresholds_percent[0]"),
             (json!([50, 1001]), "alert_thresholds_percent[1]"),
             (json!([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]), "alert_thresholds_percent"),
+            (json!(null), "alert_thresholds_percent"),
+            (json!([50, 12.5]), "alert_thresholds_percent[1]"),
         ] {
             let mut refused = policy.clone();
             refused["alert_thresholds_percent"] = thresholds;
@@ -676,6 +678,12 @@ backend_tests! {
         }
         let after = app.get(ADMIN, &format!("/v1/teams/{}/policy", org.ops)).await;
         assert_eq!(after.body["version"], before.body["version"], "nothing was stored");
+        // 90.0 is a whole number to JSON Schema, and so to the server.
+        let mut floats = policy.clone();
+        floats["alert_thresholds_percent"] = json!([90.0, 50]);
+        let put = app.put(ADMIN, &format!("/v1/teams/{}/policy", org.ops), &floats).await;
+        assert_eq!(put.status, 200, "{}", put.body);
+        assert_eq!(put.body["alert_thresholds_percent"], json!([50, 90]));
     }
 
     async fn webhooks_are_for_admins_and_urls_are_guarded(app: TestApp) {
