@@ -153,15 +153,17 @@ fn parse(raw: &str) -> Received {
     }
 }
 
-/// Mail through the server on `port`, digests from the next full hour
-/// (UTC), so a test decides when the day's digest is due by moving the clock.
+/// Mail through the server on `port`, digests from two hours on (UTC), so
+/// a test decides when the day's digest is due by moving the clock (one
+/// hour on would let the wall clock cross it during a test that starts at
+/// the end of an hour).
 fn mail_to(port: u16) -> impl FnOnce(&mut Config) {
     move |config: &mut Config| {
         config.mail = Mail {
             smtp_url: Some(format!("smtp://127.0.0.1:{port}")),
             from: "Leeway <leeway@example.com>".to_owned(),
             public_url: PUBLIC_URL.to_owned(),
-            digest_hour_utc: (chrono::Utc::now().hour() + 1) % 24,
+            digest_hour_utc: (chrono::Utc::now().hour() + 2) % 24,
             poll_interval: Duration::from_millis(50),
         };
     }
@@ -314,7 +316,7 @@ async fn notify_is_each_persons_choice(backend: Backend) {
     assert!(mails[0].subject.starts_with("Review needed"));
     assert!(mails[0].body.contains("by delegation"), "{:?}", mails[0]);
     // At the digest hour, one mail lists what waits for Mia; one a day.
-    app.clock.advance(TimeDelta::hours(1));
+    app.clock.advance(TimeDelta::hours(2));
     let mails = smtp.wait_for(2).await;
     let digest = &mails[1];
     assert!(digest.to.contains("mia@example.com"), "{mails:#?}");
